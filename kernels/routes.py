@@ -185,14 +185,15 @@ def cross2d() -> RouteSet:
 
 def atrous2d(step: int = 2) -> RouteSet:
     """EfficientVMamba's atrous (skip-sampled) routes on an (H, W) grid with ``step`` 2: the four sub-grids
-    ``grid[i::2, j::2]`` for offsets (i, j) = (0,0), (1,0), (0,1), (1,1), each scanned in its own direction:
+    ``grid[i::2, j::2]``, each scanned forward (no flips), in the official ES2D order:
 
     0. offset (0,0), row-major
     1. offset (1,0), column-major
-    2. offset (0,1), row-major reversed
-    3. offset (1,1), column-major reversed
+    2. offset (0,1), row-major
+    3. offset (1,1), column-major
 
-    Every cell of the grid is visited by exactly one route; on odd sides the sub-grids differ in size.
+    Every cell of the grid is visited by exactly one route; on odd sides the sub-grids differ in size
+    (the official code instead zero-pads odd sides to even and scans the padded cells too).
     """
     if step != 2:
         raise ValueError(f"atrous2d builds EfficientVMamba's four stride-2 routes; step must be 2, got {step}")
@@ -200,8 +201,8 @@ def atrous2d(step: int = 2) -> RouteSet:
         (
             Route((0, 1), start=(0, 0), step=(2, 2)),
             Route((1, 0), start=(1, 0), step=(2, 2)),
-            Route((0, 1), flips=(True, True), start=(0, 1), step=(2, 2)),
-            Route((1, 0), flips=(True, True), start=(1, 1), step=(2, 2)),
+            Route((0, 1), start=(0, 1), step=(2, 2)),
+            Route((1, 0), start=(1, 1), step=(2, 2)),
         ),
         "atrous2d",
     )
