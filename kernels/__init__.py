@@ -3,6 +3,7 @@
 Importable as ``vssm.kernels``. Nothing here knows about models.
 """
 
+from .complex_scan import complex_scan, complex_scan_ref  # noqa: F401  (complex diagonal decay, time route)
 from .interface import BACKENDS, resolve_backend, routed_selective_scan, selective_scan
 from .reference import linear_scan_ref, selective_scan_ref
 from .routed_reference import routed_selective_scan_ref
