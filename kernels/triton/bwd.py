@@ -1,0 +1,178 @@
+"""Backward routed selective scan kernel.
+
+Same program layout as the forward kernel (a batch element x a channel block, all routes in turn). For each
+route the tiles are visited last to first. A tile's states are recomputed from the state saved at its start
+by the forward pass; the gradient with respect to the state, x_t = C_t g_t + a_{t+1} x_{t+1}, comes from a
+reverse associative scan inside the tile plus the carry x from the tile after it. From h and x every gradient
+follows locally:
+
+    du_t    = delta_t * sum_n x_t B_t + D g_t
+    ddelta_t = u_t * sum_n x_t B_t + sum_n x_t A (h_t - b_t)          (a_t h_{t-1} = h_t - b_t)
+    dA     += sum_t delta_t x_t (h_t - b_t);   dB_t = sum_d x_t delta_t u_t;   dC_t = sum_d h_t g_t
+
+where g_t is the incoming gradient of the (ungated) route sum. dB/dC are summed over this program's channels
+and written per channel block; dA, dD and d(delta_bias) per batch element: the launcher finishes those sums,
+so no atomics are used and the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .common import route_coords, scan_combine, sigmoid, softplus
+
+
+@triton.jit
+def routed_scan_bwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr, dlast_ptr, tbl_ptr,
+    du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    K, dim, N, gsize, nbpg, nchunk_max, cells, g1g2, g2,
+    su_b, su_k, su_d, su_0, su_1, su_2,
+    sdt_b, sdt_k, sdt_d, sdt_0, sdt_1, sdt_2,
+    sB_b, sB_k, sB_g, sB_n, sB_0, sB_1, sB_2,
+    sC_b, sC_k, sC_g, sC_n, sC_0, sC_1, sC_2,
+    sz_b, sz_d, sz_0, sz_1, sz_2,
+    sdy_b, sdy_d, sdy_0, sdy_1, sdy_2,
+    sdu_b, sdu_k, sdu_d, sdu_0, sdu_1, sdu_2,
+    sddt_b, sddt_k, sddt_d, sddt_0, sddt_1, sddt_2,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, HAS_DLAST: tl.constexpr,
+    BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_b = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    nblocks = tl.num_programs(1)
+    group = pid_c // nbpg
+    d_in_group = (pid_c % nbpg) * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_in_group < gsize
+    d = group * gsize + d_in_group
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < N
+    rows = tl.arange(0, BLOCK_L)
+    dn_mask = d_mask[:, None] & n_mask[None, :]
+
+    for k in range(K):
+        length = tl.load(tbl_ptr + k * 15)
+        accumulate = tl.load(tbl_ptr + k * 15 + 1)
+        A = tl.load(A_ptr + (k * dim + d)[:, None] * N + n[None, :], mask=dn_mask, other=0.0)
+        ct = A.dtype
+        if HAS_D:
+            Dk = tl.load(D_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
+        dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=ct)
+        dD_acc = tl.zeros((BLOCK_D,), dtype=ct)
+        dbias_acc = tl.zeros((BLOCK_D,), dtype=ct)
+        # dL/dh at the first step of the next tile; past the route's end, the last state's gradient
+        if HAS_DLAST:
+            x_carry = tl.load(dlast_ptr + ((pid_b * K + k) * dim + d)[:, None] * N + n[None, :], mask=dn_mask,
+                              other=0.0).to(ct)
+        else:
+            x_carry = tl.zeros((BLOCK_D, BLOCK_N), dtype=ct)
+        u_base = u_ptr + pid_b * su_b + k * su_k + d * su_d
+        dt_base = dt_ptr + pid_b * sdt_b + k * sdt_k + d * sdt_d
+        B_base = B_ptr + pid_b * sB_b + k * sB_k + group * sB_g + n * sB_n
+        C_base = C_ptr + pid_b * sC_b + k * sC_k + group * sC_g + n * sC_n
+        dy_base = dy_ptr + pid_b * sdy_b + d * sdy_d
+        z_base = z_ptr + pid_b * sz_b + d * sz_d
+        du_base = du_ptr + pid_b * sdu_b + k * sdu_k + d * sdu_d
+        ddt_base = ddt_ptr + pid_b * sddt_b + k * sddt_k + d * sddt_d
+        part_base = ((pid_b * K + k) * nblocks + pid_c) * N
+        nchunks = tl.cdiv(length, BLOCK_L)
+        for cc in range(nchunks):
+            c = nchunks - 1 - cc
+            t = c * BLOCK_L + rows
+            t_mask = t < length
+            td_mask = t_mask[:, None] & d_mask[None, :]
+            tn_mask = t_mask[:, None] & n_mask[None, :]
+            c0, c1, c2 = route_coords(tbl_ptr, k, t)
+            h0 = tl.load(states_ptr + (((pid_b * K + k) * nchunk_max + c) * dim + d)[:, None] * N + n[None, :],
+                         mask=dn_mask, other=0.0)
+            u = tl.load(u_base[None, :] + (c0 * su_0 + c1 * su_1 + c2 * su_2)[:, None], mask=td_mask,
+                        other=0.0).to(ct)
+            dt_raw = tl.load(dt_base[None, :] + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2)[:, None], mask=td_mask,
+                             other=0.0).to(ct)
+            if HAS_BIAS:
+                dt_raw = dt_raw + bias[None, :]
+            dt = dt_raw
+            if SOFTPLUS:
+                dt = softplus(dt_raw)
+            dt = tl.where(td_mask, dt, 0.0)
+            Bt = tl.load(B_base[None, :] + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2)[:, None], mask=tn_mask,
+                         other=0.0).to(ct)
+            Ct = tl.load(C_base[None, :] + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2)[:, None], mask=tn_mask,
+                         other=0.0).to(ct)
+            g = tl.load(dy_base[None, :] + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2)[:, None], mask=td_mask,
+                        other=0.0).to(ct)
+            if HAS_Z:
+                zv = tl.load(z_base[None, :] + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2)[:, None], mask=td_mask,
+                             other=0.0).to(ct)
+                g = g * zv * sigmoid(zv)
+
+            # States of this tile, from the saved state at its start.
+            du_dt = dt * u
+            drive = du_dt[:, :, None] * Bt[:, None, :]
+            decay_cum, drive_cum = tl.associative_scan((tl.exp(dt[:, :, None] * A[None, :, :]), drive), 0,
+                                                       scan_combine)
+            hs = decay_cum * h0[None, :, :] + drive_cum
+
+            # Decay of the following step (the next tile's first step for the last row).
+            tn = t + 1
+            tn_ok = tn < length
+            e0, e1, e2 = route_coords(tbl_ptr, k, tn)
+            dt_next = tl.load(dt_base[None, :] + (e0 * sdt_0 + e1 * sdt_1 + e2 * sdt_2)[:, None],
+                              mask=tn_ok[:, None] & d_mask[None, :], other=0.0).to(ct)
+            if HAS_BIAS:
+                dt_next = dt_next + bias[None, :]
+            if SOFTPLUS:
+                dt_next = softplus(dt_next)
+            dt_next = tl.where(tn_ok[:, None] & d_mask[None, :], dt_next, 0.0)
+            decay_next = tl.exp(dt_next[:, :, None] * A[None, :, :])
+
+            # x_t = C_t g_t + a_{t+1} x_{t+1}, scanned from the tile's end, plus the carry from the next tile.
+            prod_next, x_local = tl.associative_scan((decay_next, Ct[:, None, :] * g[:, :, None]), 0,
+                                                     scan_combine, reverse=True)
+            x = x_local + prod_next * x_carry[None, :, :]
+            x = tl.where(t_mask[:, None, None], x, 0.0)
+            x_carry = tl.sum(tl.where((rows == 0)[:, None, None], x, 0.0), axis=0)
+
+            hb = hs - drive  # a_t h_{t-1}
+            xB = tl.sum(x * Bt[:, None, :], axis=2)
+            du = xB * dt
+            if HAS_D:
+                du += Dk[None, :] * g
+                dD_acc += tl.sum(g * u, axis=0)
+            xhb = x * hb
+            ddt = xB * u + tl.sum(xhb * A[None, :, :], axis=2)
+            dA_acc += tl.sum(xhb * dt[:, :, None], axis=0)
+            if SOFTPLUS:
+                ddt = ddt * sigmoid(dt_raw)
+            ddt = tl.where(td_mask, ddt, 0.0)
+            if HAS_BIAS:
+                dbias_acc += tl.sum(ddt, axis=0)
+
+            dB = tl.sum(x * du_dt[:, :, None], axis=1)
+            dC = tl.sum(hs * g[:, :, None], axis=1)
+            cell = c0 * g1g2 + c1 * g2 + c2
+            part = part_base + n[None, :]
+            tl.store(dB_ptr + part * cells + cell[:, None], dB, mask=tn_mask)
+            tl.store(dC_ptr + part * cells + cell[:, None], dC, mask=tn_mask)
+
+            du_off = du_base[None, :] + (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2)[:, None]
+            ddt_off = ddt_base[None, :] + (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2)[:, None]
+            if SHARED_U:
+                if accumulate != 0:
+                    du += tl.load(du_off, mask=td_mask, other=0.0)
+            if SHARED_DT:
+                if accumulate != 0:
+                    ddt += tl.load(ddt_off, mask=td_mask, other=0.0)
+            tl.store(du_off, du, mask=td_mask)
+            tl.store(ddt_off, ddt, mask=td_mask)
+
+        tl.store(dA_ptr + ((pid_b * K + k) * dim + d)[:, None] * N + n[None, :], dA_acc, mask=dn_mask)
+        if HAS_D:
+            tl.store(dD_ptr + (pid_b * K + k) * dim + d, dD_acc, mask=d_mask)
+        if HAS_BIAS:
+            tl.store(dbias_ptr + (pid_b * K + k) * dim + d, dbias_acc, mask=d_mask)
+        tl.debug_barrier()

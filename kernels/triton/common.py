@@ -1,0 +1,59 @@
+"""Small Triton helpers shared by the forward and backward scan kernels."""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+ROW = 15  # columns of a device route table: length, accumulate, finalize, then 3 x (axis, size, first, incr)
+
+
+@triton.jit
+def scan_combine(a_left, b_left, a_right, b_right):
+    """Compose two steps of h -> a * h + b (left first): the operator of the associative scan."""
+    return a_left * a_right, b_left * a_right + b_right
+
+
+@triton.jit
+def softplus(x):
+    """log(1 + exp(x)) as torch computes it (linear above 20), accurate for very negative x too."""
+    e = tl.exp(-tl.abs(x))
+    one_plus = 1.0 + e
+    # log1p(e) without a log1p primitive: log(1+e) * e / ((1+e) - 1) cancels the rounding of 1 + e.
+    denom = one_plus - 1.0
+    log1p_e = tl.where(denom == 0.0, e, tl.log(one_plus) * (e / tl.where(denom == 0.0, 1.0, denom)))
+    return tl.where(x > 20.0, x, tl.maximum(x, 0.0) + log1p_e)
+
+
+@triton.jit
+def sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def route_coords(tbl_ptr, k, t):
+    """Grid coordinates (c0, c1, c2) of steps ``t`` of route ``k`` (see routing.py for the table)."""
+    row = tbl_ptr + k * 15
+    ax0 = tl.load(row + 3)
+    m0 = tl.load(row + 4)
+    f0 = tl.load(row + 5)
+    s0 = tl.load(row + 6)
+    ax1 = tl.load(row + 7)
+    m1 = tl.load(row + 8)
+    f1 = tl.load(row + 9)
+    s1 = tl.load(row + 10)
+    ax2 = tl.load(row + 11)
+    m2 = tl.load(row + 12)
+    f2 = tl.load(row + 13)
+    s2 = tl.load(row + 14)
+    i2 = t % m2
+    rest = t // m2
+    i1 = rest % m1
+    i0 = rest // m1
+    v0 = f0 + s0 * i0
+    v1 = f1 + s1 * i1
+    v2 = f2 + s2 * i2
+    c0 = tl.where(ax0 == 0, v0, tl.where(ax1 == 0, v1, v2))
+    c1 = tl.where(ax0 == 1, v0, tl.where(ax1 == 1, v1, v2))
+    c2 = tl.where(ax0 == 2, v0, tl.where(ax1 == 2, v1, v2))
+    return c0, c1, c2

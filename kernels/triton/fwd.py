@@ -1,0 +1,110 @@
+"""Forward routed selective scan kernel.
+
+One program owns one batch element and one block of channels (inside one B/C group) and runs every route in
+turn. For route k it walks the route's steps in tiles of BLOCK_L, computes each step's grid cell from the
+route table, loads u, delta, B, C there from the tensors as they lie (any strides), runs the recurrence on
+the tile with an associative scan, carries the state to the next tile, and adds the tile's output into y at
+the same cells. Because routes are run one after another by the same program, the adds are ordered: the
+result is deterministic, and no per-route output or merge pass exists.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .common import route_coords, scan_combine, softplus
+
+
+@triton.jit
+def routed_scan_fwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+    y_ptr, acc_ptr, last_ptr, states_ptr, tbl_ptr,
+    K, dim, N, gsize, nbpg, nchunk_max,
+    su_b, su_k, su_d, su_0, su_1, su_2,
+    sdt_b, sdt_k, sdt_d, sdt_0, sdt_1, sdt_2,
+    sB_b, sB_k, sB_g, sB_n, sB_0, sB_1, sB_2,
+    sC_b, sC_k, sC_g, sC_n, sC_0, sC_1, sC_2,
+    sz_b, sz_d, sz_0, sz_1, sz_2,
+    sy_b, sy_d, sy_0, sy_1, sy_2,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    GATE: tl.constexpr, SEPARATE_ACC: tl.constexpr, SAVE_STATES: tl.constexpr, WRITE_LAST: tl.constexpr,
+    BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_b = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    group = pid_c // nbpg
+    d_in_group = (pid_c % nbpg) * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_in_group < gsize
+    d = group * gsize + d_in_group
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < N
+    rows = tl.arange(0, BLOCK_L)
+    dn_mask = d_mask[:, None] & n_mask[None, :]
+
+    for k in range(K):
+        length = tl.load(tbl_ptr + k * 15)
+        accumulate = tl.load(tbl_ptr + k * 15 + 1)
+        finalize = tl.load(tbl_ptr + k * 15 + 2)
+        A = tl.load(A_ptr + (k * dim + d)[:, None] * N + n[None, :], mask=dn_mask, other=0.0)
+        ct = A.dtype  # fp32, or fp64 for fp64 inputs (the launcher casts A)
+        if HAS_D:
+            Dk = tl.load(D_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
+        h = tl.zeros((BLOCK_D, BLOCK_N), dtype=ct)
+        u_base = u_ptr + pid_b * su_b + k * su_k + d * su_d
+        dt_base = dt_ptr + pid_b * sdt_b + k * sdt_k + d * sdt_d
+        B_base = B_ptr + pid_b * sB_b + k * sB_k + group * sB_g + n * sB_n
+        C_base = C_ptr + pid_b * sC_b + k * sC_k + group * sC_g + n * sC_n
+        y_off_d = pid_b * sy_b + d * sy_d
+        for c in range(tl.cdiv(length, BLOCK_L)):
+            t = c * BLOCK_L + rows
+            t_mask = t < length
+            c0, c1, c2 = route_coords(tbl_ptr, k, t)
+            if SAVE_STATES:
+                st = states_ptr + (((pid_b * K + k) * nchunk_max + c) * dim + d)[:, None] * N + n[None, :]
+                tl.store(st, h, mask=dn_mask)
+            td_mask = t_mask[:, None] & d_mask[None, :]
+            tn_mask = t_mask[:, None] & n_mask[None, :]
+            u = tl.load(u_base[None, :] + (c0 * su_0 + c1 * su_1 + c2 * su_2)[:, None], mask=td_mask,
+                        other=0.0).to(ct)
+            dt = tl.load(dt_base[None, :] + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2)[:, None], mask=td_mask,
+                         other=0.0).to(ct)
+            if HAS_BIAS:
+                dt = dt + bias[None, :]
+            if SOFTPLUS:
+                dt = softplus(dt)
+            dt = tl.where(td_mask, dt, 0.0)  # padded steps: decay 1, no input, so the state passes through
+            Bt = tl.load(B_base[None, :] + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2)[:, None], mask=tn_mask,
+                         other=0.0).to(ct)
+            Ct = tl.load(C_base[None, :] + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2)[:, None], mask=tn_mask,
+                         other=0.0).to(ct)
+            decay = tl.exp(dt[:, :, None] * A[None, :, :])
+            drive = (dt * u)[:, :, None] * Bt[:, None, :]
+            decay_cum, drive_cum = tl.associative_scan((decay, drive), 0, scan_combine)
+            hs = decay_cum * h[None, :, :] + drive_cum
+            y = tl.sum(hs * Ct[:, None, :], axis=2)
+            if HAS_D:
+                y += u * Dk[None, :]
+            # Padded rows repeat the last state, so the tile's last row is the state to carry.
+            h = tl.sum(tl.where((rows == BLOCK_L - 1)[:, None, None], hs, 0.0), axis=0)
+
+            y_off = y_off_d[None, :] + (c0 * sy_0 + c1 * sy_1 + c2 * sy_2)[:, None]
+            if accumulate != 0:
+                y += tl.load(acc_ptr + y_off, mask=td_mask, other=0.0).to(ct)
+            gate_now = False
+            if GATE:
+                gate_now = finalize != 0
+            if gate_now:
+                zv = tl.load(z_ptr + pid_b * sz_b + d[None, :] * sz_d + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2)[:, None],
+                             mask=td_mask, other=0.0).to(ct)
+                if SEPARATE_ACC:  # the ungated sum is kept for the backward pass
+                    tl.store(acc_ptr + y_off, y.to(acc_ptr.dtype.element_ty), mask=td_mask)
+                tl.store(y_ptr + y_off, (y * zv / (1.0 + tl.exp(-zv))).to(y_ptr.dtype.element_ty), mask=td_mask)
+            else:
+                tl.store(acc_ptr + y_off, y.to(acc_ptr.dtype.element_ty), mask=td_mask)
+        if WRITE_LAST:
+            tl.store(last_ptr + ((pid_b * K + k) * dim + d)[:, None] * N + n[None, :], h, mask=dn_mask)
+        # The next route reads cells this route wrote, from other threads of this program.
+        tl.debug_barrier()

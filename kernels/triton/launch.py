@@ -1,0 +1,210 @@
+"""Launchers: turn the public tensors (any strides) into kernel arguments, run the kernels, finish the sums.
+
+Shapes are the channels-first routed ones of ``vssm.kernels.routed_selective_scan`` (u/delta shared or per
+route, B/C plain or grouped). Nothing here copies u, delta, B, C or z: their strides go to the kernels.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+from ..routes import RouteSet
+from .routing import MAX_AXES, route_plan
+
+__all__ = ["tile_config", "scan_forward", "scan_backward"]
+
+_TABLE_CACHE: dict = {}
+
+
+def _next_pow2(x: int) -> int:
+    return 1 << max(0, int(x) - 1).bit_length()
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def tile_config(N: int, gsize: int, max_len: int) -> tuple[int, int, int]:
+    """(BLOCK_L, BLOCK_D, num_warps) for a state size, a group size and the longest route.
+
+    The 3-D tile BLOCK_L x BLOCK_D x BLOCK_N lives in registers through the scan, so it is kept near 4096
+    elements. ``VSSM_SCAN_TILE="L,D,warps"`` overrides (for tuning runs).
+    """
+    override = os.environ.get("VSSM_SCAN_TILE")
+    bn = _next_pow2(N)
+    if override:
+        bl, bd, warps = (int(v) for v in override.split(","))
+    else:
+        bd = 64 if bn <= 4 else max(8, 256 // bn)
+        bl = max(8, min(128, 4096 // (bd * bn)))
+        warps = 4
+    bd = min(bd, _next_pow2(gsize))
+    bl = min(bl, _next_pow2(max_len))
+    return bl, bd, warps
+
+
+def _grid_strides(x: torch.Tensor, G: int) -> list[int]:
+    return list(x.stride()[x.dim() - G:]) + [0] * (MAX_AXES - G)
+
+
+def _map_strides(x: torch.Tensor, G: int, per_route: bool) -> list[int]:
+    """(batch, route, channel, grid0, grid1, grid2) strides of a (b, [K], d, *grid) tensor."""
+    s = x.stride()
+    return [s[0], s[1] if per_route else 0, s[-G - 1]] + _grid_strides(x, G)
+
+
+def _bc_view(x: torch.Tensor, G: int) -> torch.Tensor:
+    """B/C as (b, K, groups, N, *grid)."""
+    return x.unsqueeze(2) if x.dim() == G + 3 else x
+
+
+def _device_table(routes: RouteSet, grid: tuple, device: torch.device):
+    plan = route_plan(routes, grid)
+    key = (routes, grid, str(device))
+    table = _TABLE_CACHE.get(key)
+    if table is None:
+        table = torch.tensor(plan.table_rows(), dtype=torch.int32).to(device)
+        if len(_TABLE_CACHE) > 256:
+            _TABLE_CACHE.clear()
+        _TABLE_CACHE[key] = table
+    return plan, table
+
+
+def _geometry(u, A, B, routes):
+    G = routes.ndim
+    grid = tuple(int(n) for n in u.shape[-G:])
+    K, dim, N = A.shape
+    Bv = _bc_view(B, G)
+    groups = Bv.shape[2]
+    gsize = dim // groups
+    return G, grid, K, dim, N, groups, gsize
+
+
+def _launch_forward(grid_dims, routes, grid, *args, **meta):
+    from .fwd import routed_scan_fwd_kernel
+
+    _, table = _device_table(routes, grid, args[0].device)
+    args = args[:12] + (table,) + args[12:]
+    routed_scan_fwd_kernel[grid_dims](*args, **meta)
+
+
+def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_states, need_last, launch=True):
+    """Run the forward kernel. Returns (y, ysum, last, states, block_l); ysum is the ungated route sum when
+    a gate is given and ``save_states`` (else None). ``launch=False`` only allocates (fake tensors)."""
+    G, grid, K, dim, N, groups, gsize = _geometry(u, A, B, routes)
+    plan = route_plan(routes, grid)
+    batch = u.shape[0]
+    ct = compute_dtype(u.dtype)
+    per_u, per_dt = u.dim() == G + 3, delta.dim() == G + 3
+    Bv, Cv = _bc_view(B, G), _bc_view(C, G)
+    bl, bd, warps = tile_config(N, gsize, max(plan.lengths))
+    nbpg = -(-gsize // bd)
+    nchunk_max = max(-(-n // bl) for n in plan.lengths)
+
+    y_like = u[:, 0] if per_u else u
+    gate_in_kernel = z is not None and plan.exact
+    separate = gate_in_kernel and save_states
+    if plan.exact:
+        y = torch.empty_like(y_like, memory_format=torch.preserve_format)
+        acc = torch.empty_like(y) if separate else y
+    else:
+        acc = torch.zeros_like(y_like, memory_format=torch.preserve_format)
+        y = acc
+    last = torch.empty(batch, K, dim, N, dtype=ct, device=u.device) if need_last else None
+    states = (torch.empty(batch, K, nchunk_max, dim, N, dtype=ct, device=u.device) if save_states else None)
+    A_c = A.to(ct).contiguous()
+    dummy = A_c
+    z_arg = z if z is not None else y
+    sz = [z.stride(0), z.stride(1)] + _grid_strides(z, G) if z is not None else [0] * 5
+    sy = [y.stride(0), y.stride(1)] + _grid_strides(y, G)
+    sB = list(Bv.stride()[:4]) + _grid_strides(Bv, G)
+    sC = list(Cv.stride()[:4]) + _grid_strides(Cv, G)
+    if launch:
+        _launch_forward(
+            (batch, groups * nbpg), routes, grid, u, delta, A_c, Bv, Cv,
+            D.contiguous() if D is not None else dummy, z_arg,
+            delta_bias.contiguous() if delta_bias is not None else dummy,
+            y, acc, last if last is not None else dummy, states if states is not None else dummy,
+            K, dim, N, gsize, nbpg, nchunk_max,
+            *_map_strides(u, G, per_u), *_map_strides(delta, G, per_dt), *sB, *sC, *sz, *sy,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
+            GATE=gate_in_kernel, SEPARATE_ACC=separate, SAVE_STATES=save_states, WRITE_LAST=need_last,
+            BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), num_warps=warps,
+        )
+    ysum = acc if separate else None
+    if z is not None and not gate_in_kernel:
+        ysum = acc if save_states else None
+        y = (acc.to(ct) * F.silu(z.to(ct))).to(u.dtype)
+    return y, ysum, last, states, bl
+
+
+def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysum, states, dlast):
+    """Run the backward kernel; returns (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) (None where absent)."""
+    from .bwd import routed_scan_bwd_kernel
+
+    G, grid, K, dim, N, groups, gsize = _geometry(u, A, B, routes)
+    plan, table = _device_table(routes, grid, u.device)
+    batch = u.shape[0]
+    ct = compute_dtype(u.dtype)
+    per_u, per_dt = u.dim() == G + 3, delta.dim() == G + 3
+    Bv, Cv = _bc_view(B, G), _bc_view(C, G)
+    bl, bd, warps = tile_config(N, gsize, max(plan.lengths))  # the same tiles as the forward pass's states
+    nbpg = -(-gsize // bd)
+    nblocks = groups * nbpg
+    nchunk_max = states.shape[2]
+    cells = 1
+    for n in grid:
+        cells *= n
+    pgrid = list(grid) + [1] * (MAX_AXES - G)
+
+    def grad_buffer(x, per_route):
+        # Cells no route writes (or, per route, cells route k does not visit) must read as zero.
+        zero = not plan.exact if not per_route else not plan.full_cover
+        return (torch.zeros if zero else torch.empty)(x.shape, dtype=ct, device=x.device)
+
+    du = grad_buffer(u, per_u)
+    ddt = grad_buffer(delta, per_dt)
+    alloc = torch.empty if plan.full_cover else torch.zeros
+    dB_part = alloc(batch, K, nblocks, N, cells, dtype=ct, device=u.device)
+    dC_part = alloc(batch, K, nblocks, N, cells, dtype=ct, device=u.device)
+    dA_part = torch.empty(batch, K, dim, N, dtype=ct, device=u.device)
+    dD_part = torch.empty(batch, K, dim, dtype=ct, device=u.device) if D is not None else None
+    dbias_part = torch.empty(batch, K, dim, dtype=ct, device=u.device) if delta_bias is not None else None
+    A_c = A.to(ct).contiguous()
+    dummy = A_c
+    sz = [z.stride(0), z.stride(1)] + _grid_strides(z, G) if z is not None else [0] * 5
+    sB = list(Bv.stride()[:4]) + _grid_strides(Bv, G)
+    sC = list(Cv.stride()[:4]) + _grid_strides(Cv, G)
+    routed_scan_bwd_kernel[(batch, nblocks)](
+        u, delta, A_c, Bv, Cv,
+        D.contiguous() if D is not None else dummy, z if z is not None else dy,
+        delta_bias.contiguous() if delta_bias is not None else dummy, dy, states,
+        dlast.contiguous() if dlast is not None else dummy, table,
+        du, ddt, dA_part, dB_part, dC_part,
+        dD_part if dD_part is not None else dummy, dbias_part if dbias_part is not None else dummy,
+        K, dim, N, gsize, nbpg, nchunk_max, cells, pgrid[1] * pgrid[2], pgrid[2],
+        *_map_strides(u, G, per_u), *_map_strides(delta, G, per_dt), *sB, *sC, *sz,
+        dy.stride(0), dy.stride(1), *_grid_strides(dy, G),
+        *_map_strides(du, G, per_u), *_map_strides(ddt, G, per_dt),
+        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
+        SHARED_U=not per_u, SHARED_DT=not per_dt, HAS_DLAST=dlast is not None,
+        BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), num_warps=warps,
+    )
+    shape_bc = (batch, K, groups, N) + grid
+    dB = dB_part.view(batch, K, groups, nbpg, N, cells).sum(3).view(shape_bc)
+    dC = dC_part.view(batch, K, groups, nbpg, N, cells).sum(3).view(shape_bc)
+    if B.dim() == G + 3:
+        dB, dC = dB.squeeze(2), dC.squeeze(2)
+    dz = None
+    if z is not None:
+        zc = z.to(ct)
+        sig = torch.sigmoid(zc)
+        dz = (dy.to(ct) * ysum.to(ct) * sig * (1 + zc * (1 - sig))).to(z.dtype).contiguous()
+    return (
+        du.to(u.dtype), ddt.to(delta.dtype), dA_part.sum(0).to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
+        dD_part.sum(0).to(D.dtype) if D is not None else None, dz,
+        dbias_part.sum(0).to(delta_bias.dtype) if delta_bias is not None else None,
+    )
