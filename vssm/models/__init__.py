@@ -1,1 +1,3 @@
 """Model families, one module each; importing this package registers them with timm."""
+
+from . import vim  # noqa: F401
