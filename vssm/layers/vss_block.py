@@ -22,6 +22,7 @@ class VSSBlock(nn.Module):
         dim: width.  drop_path: stochastic depth rate of both branches.
         mlp_ratio: MLP hidden width / dim; 0 for no MLP branch (VMamba v0, VM-UNet).
         mlp_act_layer, mlp_drop: the MLP's activation and dropout.
+        mlp_layer: the MLP class (``Mlp``, or one with its constructor, e.g. ``ConvFFN``).
         mixer_layer: the token mixer class (SS2D, or a family's variant with the same constructor).
         mixer_kwargs: options of the mixer (routes, d_state, ssm_ratio, gate, out_norm, ... see ``SS2D``).
         channels_last: layout of the block's input and output, (B, H, W, C) if True else (B, C, H, W).
@@ -29,6 +30,7 @@ class VSSBlock(nn.Module):
 
     def __init__(self, dim: int, *, drop_path: float = 0.0, mlp_ratio: float = 4.0,
                  mlp_act_layer: Type[nn.Module] = nn.GELU, mlp_drop: float = 0.0,
+                 mlp_layer: Type[nn.Module] = Mlp,
                  mixer_layer: Type[nn.Module] = SS2D, mixer_kwargs: Optional[Dict[str, Any]] = None,
                  norm_eps: float = 1e-5, channels_last: bool = True, device=None, dtype=None):
         super().__init__()
@@ -38,7 +40,7 @@ class VSSBlock(nn.Module):
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         if mlp_ratio > 0:
             self.norm2 = channel_norm(dim, channels_last=channels_last, eps=norm_eps, **dd)
-            self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=mlp_act_layer, drop=mlp_drop,
+            self.mlp = mlp_layer(dim, int(dim * mlp_ratio), act_layer=mlp_act_layer, drop=mlp_drop,
                            channels_last=channels_last, **dd)
             self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         else:
