@@ -59,12 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mixup-switch-prob", type=float, default=0.5)
     g.add_argument("--mixup-mode", default="batch", choices=["batch", "pair", "elem"])
     g.add_argument("--smoothing", type=float, default=0.1, help="label smoothing")
+    g.add_argument("--aug-repeats", type=int, default=0,
+                   help="repeated augmentation: each image N times per epoch (DeiT/Vim use 3; 0 = off)")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", default="", help="timm model name (vssm registers vmamba_*, vim_*, ...)")
     g.add_argument("--model-kwargs", nargs="*", default={}, action=ParseKwargs,
                    help="extra keyword arguments of timm.create_model, key=value")
     g.add_argument("--pretrained", action="store_true", help="start from the model's pretrained weights")
+    g.add_argument("--pretrained-file", default="",
+                   help="start from this weights file, mapped by the model's checkpoint_filter_fn (e.g. an "
+                   "official release); implies --pretrained")
     g.add_argument("--num-classes", type=int, default=None, help="default: the number of class folders")
     g.add_argument("--drop", type=float, default=0.0, help="dropout before the classifier")
     g.add_argument("--drop-path", type=float, default=0.1, help="stochastic depth rate")

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_dataset, create_transform
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, RepeatAugSampler, create_dataset, create_transform
 from timm.data.readers.img_extensions import get_img_extensions
 from timm.data.readers.reader_image_folder import find_images_and_targets
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
@@ -53,13 +53,20 @@ def check_val_classes(train: FolderSummary, val: FolderSummary) -> None:
         raise ValueError(f"evaluation split {val.root} has classes missing from the training split: {extra[:10]}")
 
 
-def check_batch_fits(num_images: int, batch_size: int, ctx: DistContext) -> int:
+def _train_sampler(dataset, ctx: DistContext, seed: int, aug_repeats: int) -> Sampler[int]:
+    if aug_repeats > 0:  # DeiT/Vim "repeated augmentation": each image several times per epoch, on different ranks
+        return RepeatAugSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, num_repeats=aug_repeats)
+    return DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed)
+
+
+def check_batch_fits(num_images: int, batch_size: int, ctx: DistContext, aug_repeats: int = 0) -> int:
     """Number of full steps per epoch; an error if the global batch is larger than the training set."""
-    per_rank = -(-num_images // ctx.world_size)  # DistributedSampler pads to equal shares
+    per_rank = len(_train_sampler(range(num_images), ctx, 0, aug_repeats))
     steps = per_rank // batch_size
     if steps == 0:
         raise ValueError(f"the global batch ({batch_size} images x {ctx.world_size} process(es) = "
-                         f"{batch_size * ctx.world_size}) is larger than the training set ({num_images} images); "
+                         f"{batch_size * ctx.world_size}) is larger than the training set ({num_images} images"
+                         f"{f', {per_rank} per process per epoch with repeated augmentation' if aug_repeats else ''}); "
                          f"lower --batch-size")
     return steps
 
@@ -85,7 +92,7 @@ def _norm_stats(args: argparse.Namespace) -> tuple[tuple[float, ...], tuple[floa
 
 def build_train_loader(
     args: argparse.Namespace, folder: FolderSummary, ctx: DistContext, seed: int
-) -> tuple[DataLoader, DistributedSampler]:
+) -> tuple[DataLoader, Sampler[int]]:
     """Shuffled, augmented training loader; every rank reads a disjoint share of one global permutation.
 
     The sampler is a DistributedSampler even on one process, so one process with batch 2B and two with B each
@@ -100,7 +107,7 @@ def build_train_loader(
     )
     dataset = create_dataset("", root=folder.root, search_split=False, class_map=folder.class_to_idx,
                              is_training=True, transform=transform)
-    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed)
+    sampler = _train_sampler(dataset, ctx, seed, args.aug_repeats)
     loader = DataLoader(
         dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True, num_workers=args.workers,
         pin_memory=args.pin_mem and ctx.device.type == "cuda", persistent_workers=args.workers > 0,

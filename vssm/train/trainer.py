@@ -78,13 +78,15 @@ def check_inputs(args: argparse.Namespace, ctx: DistContext) -> RunPlan:
     if num_classes < len(train.class_to_idx):
         raise ValueError(f"--num-classes {num_classes} is smaller than the {len(train.class_to_idx)} class "
                          f"folders of {train.root}")
-    steps = check_batch_fits(train.num_images, args.batch_size, ctx)
+    steps = check_batch_fits(train.num_images, args.batch_size, ctx, args.aug_repeats)
     if steps < args.grad_accum_steps:
         raise ValueError(f"one epoch has {steps} step(s), fewer than --grad-accum-steps {args.grad_accum_steps}")
     if build_mixup(args, num_classes) is not None and args.batch_size % 2:
         raise ValueError(f"mixup/cutmix pair images within a batch: --batch-size must be even, got {args.batch_size}")
     if args.warmup_prefix and args.warmup_epochs >= args.epochs:
         raise ValueError(f"--warmup-epochs {args.warmup_epochs} must be smaller than --epochs {args.epochs}")
+    if args.pretrained_file and not os.path.isfile(args.pretrained_file):
+        raise FileNotFoundError(f"--pretrained-file not found: {args.pretrained_file}")
     resume_from = ckpt.resume_path(args)
     state = None
     if resume_from:
@@ -96,8 +98,13 @@ def check_inputs(args: argparse.Namespace, ctx: DistContext) -> RunPlan:
 
 def build_model(args: argparse.Namespace, num_classes: int, ctx: DistContext) -> nn.Module:
     seed_everything(args.seed)  # identical initial weights on every rank and in every re-run
-    model = timm.create_model(args.model, pretrained=args.pretrained, num_classes=num_classes,
-                              drop_rate=args.drop, drop_path_rate=args.drop_path, **args.model_kwargs)
+    weights = {}
+    if args.pretrained_file:
+        weights = dict(pretrained=True, pretrained_cfg_overlay=dict(file=os.path.abspath(args.pretrained_file)))
+    elif args.pretrained:
+        weights = dict(pretrained=True)
+    model = timm.create_model(args.model, num_classes=num_classes, drop_rate=args.drop,
+                              drop_path_rate=args.drop_path, **weights, **args.model_kwargs)
     if args.grad_checkpointing:
         if not hasattr(model, "set_grad_checkpointing"):
             raise ValueError(f"model '{args.model}' has no set_grad_checkpointing(); drop --grad-checkpointing")
