@@ -31,27 +31,23 @@ def _chunk_size(length: int) -> int:
     return max(1, int(math.ceil(math.sqrt(length))))
 
 
-def linear_scan_ref(decay: torch.Tensor, inp: torch.Tensor, initial_state: torch.Tensor | None = None,
-                    dim: int = 0) -> torch.Tensor:
-    """All states of ``h_t = decay_t * h_{t-1} + inp_t`` along axis ``dim`` (h_{-1} = initial_state or 0).
-
-    ``decay`` and ``inp`` broadcast to one shape; ``initial_state`` has that shape without ``dim``. Works
-    for real and complex tensors. Returns a tensor of the broadcast shape. Fastest with ``dim=0`` on
-    contiguous tensors: every vectorised step then reads whole contiguous rows.
-    """
-    decay, inp = torch.broadcast_tensors(decay, inp)
-    dim = dim % decay.dim()
-    decay = decay.movedim(dim, 0)
-    inp = inp.movedim(dim, 0)
+def _chunked_scan(decay, inp, initial_state, readout):
+    """Time-major core of the scan (axis 0 is time). Returns (per-step outputs, last state): the outputs are
+    all states, or ``sum(states * readout, -1)`` when ``readout`` is given (then the states are never stored
+    whole, which keeps the working set small for large N)."""
     length = decay.shape[0]
     T = _chunk_size(length)
     nc = -(-length // T)
     pad = nc * T - length
-    if pad:
-        decay = torch.cat([decay, decay.new_ones((pad,) + decay.shape[1:])], 0)
-        inp = torch.cat([inp, inp.new_zeros((pad,) + inp.shape[1:])], 0)
-    decay = decay.reshape((nc, T) + decay.shape[1:])
-    inp = inp.reshape((nc, T) + inp.shape[1:])
+
+    def chunked(x, fill):
+        if x is None:
+            return None
+        if pad:
+            x = torch.cat([x, x.new_full((pad,) + x.shape[1:], fill)], 0)
+        return x.reshape((nc, T) + x.shape[1:])
+
+    decay, inp, readout = chunked(decay, 1.0), chunked(inp, 0.0), chunked(readout, 0.0)
 
     # Pass 1: each chunk's end state from a zero start, and its total decay.
     h = torch.zeros_like(inp[:, 0])
@@ -66,28 +62,42 @@ def linear_scan_ref(decay: torch.Tensor, inp: torch.Tensor, initial_state: torch
         carries.append(carry)
         carry = torch.addcmul(h[c], chunk_decay[c], carry)
 
-    # Pass 3: rerun every chunk from its true entering state, keeping all states.
+    # Pass 3: rerun every chunk from its true entering state. Padded steps keep the state unchanged.
     h = torch.stack(carries, 0)
-    states = []
+    outputs = []
     for t in range(T):
         h = torch.addcmul(inp[:, t], decay[:, t], h)
-        states.append(h)
-    states = torch.stack(states, 1)                                        # (nc, T, ...)
-    states = states.reshape((nc * T,) + states.shape[2:])[:length]
+        outputs.append(h if readout is None else (h * readout[:, t]).sum(-1))
+    outputs = torch.stack(outputs, 1)                                       # (nc, T, ...)
+    outputs = outputs.reshape((nc * T,) + outputs.shape[2:])[:length]
+    return outputs, h[-1]
+
+
+def linear_scan_ref(decay: torch.Tensor, inp: torch.Tensor, initial_state: torch.Tensor | None = None,
+                    dim: int = 0) -> torch.Tensor:
+    """All states of ``h_t = decay_t * h_{t-1} + inp_t`` along axis ``dim`` (h_{-1} = initial_state or 0).
+
+    ``decay`` and ``inp`` broadcast to one shape; ``initial_state`` has that shape without ``dim``. Works
+    for real and complex tensors. Returns a tensor of the broadcast shape. Fastest with ``dim=0`` on
+    contiguous tensors: every vectorised step then reads whole contiguous rows.
+    """
+    decay, inp = torch.broadcast_tensors(decay, inp)
+    dim = dim % decay.dim()
+    states, _ = _chunked_scan(decay.movedim(dim, 0), inp.movedim(dim, 0), initial_state, None)
     return states.movedim(0, dim)
 
 
-def _time_major_bc(x: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
-    """B or C as a tensor broadcastable against the time-major (L, batch, dim, N) state."""
+def _expand_bc(x: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
+    """B or C as a tensor broadcastable against (batch, dim, L, N)."""
     x = x.to(dtype)
     if x.dim() == 2:                                  # (dim, N): fixed over time and batch
-        return x
+        return x[None, :, None, :]                    # (1, dim, 1, N)
     if x.dim() == 3:                                  # (batch, N, L): shared by all channels
-        return x.permute(2, 0, 1).unsqueeze(2)        # (L, batch, 1, N)
+        return x.transpose(1, 2).unsqueeze(1)         # (batch, 1, L, N)
     groups = x.shape[1]                               # (batch, G, N, L): group g serves dim // G channels
-    x = x.permute(3, 0, 1, 2).unsqueeze(3)            # (L, batch, G, 1, N)
-    x = x.expand(-1, -1, -1, dim // groups, -1)
-    return x.reshape(x.shape[0], x.shape[1], dim, x.shape[-1])
+    x = x.transpose(2, 3).unsqueeze(2)                # (batch, G, 1, L, N)
+    x = x.expand(-1, -1, dim // groups, -1, -1)
+    return x.reshape(x.shape[0], dim, x.shape[3], x.shape[4])
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -109,18 +119,23 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         delta = F.softplus(delta)
     dim = u.shape[1]
     A = A.to(ct)
-    # Time-major (L, batch, dim, N) so each vectorised step of the scan reads contiguous rows.
-    delta_t = delta.permute(2, 0, 1).unsqueeze(-1)                       # (L, batch, dim, 1)
-    decay = torch.exp(delta_t * A)                                       # (L, batch, dim, N)
-    drive = (delta_t * u.permute(2, 0, 1).unsqueeze(-1)) * _time_major_bc(B, dim, ct)
+    # Elementwise work in the inputs' own (batch, dim, L, N) layout, then one copy to time-major
+    # (L, batch, dim, N) so every vectorised step of the scan reads contiguous rows.
+    delta_n = delta.unsqueeze(-1)                                            # (batch, dim, L, 1)
+    decay = torch.exp(delta_n * A[:, None, :])                               # (batch, dim, L, N)
+    drive = (delta_n * u.unsqueeze(-1)) * _expand_bc(B, dim, ct)
+    decay = decay.permute(2, 0, 1, 3).contiguous()
+    drive = drive.permute(2, 0, 1, 3).contiguous()
+    readout = _expand_bc(C, dim, ct).permute(2, 0, 1, 3)                       # (L or 1, batch|1, dim|1, N)
+    readout = readout.expand(decay.shape[0], *readout.shape[1:])
     h0 = None if initial_state is None else initial_state.to(ct)
-    states = linear_scan_ref(decay, drive, h0, dim=0)                    # (L, batch, dim, N)
-    y = (states * _time_major_bc(C, dim, ct)).sum(-1).permute(1, 2, 0)   # (batch, dim, L)
+    y, last_state = _chunked_scan(decay, drive, h0, readout)                   # (L, batch, dim), (batch, dim, N)
+    y = y.permute(1, 2, 0)
     if D is not None:
         y = y + u * D.to(ct)[:, None]
     if z is not None:
         y = y * F.silu(z.to(ct))
     y = y.to(dtype_in)
     if return_last_state:
-        return y, states[-1]
+        return y, last_state
     return y
