@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, RepeatAugSampler, create_dataset, create_transform
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, create_dataset, create_transform
+from timm.data.distributed_sampler import RepeatAugSampler
 from timm.data.readers.img_extensions import get_img_extensions
 from timm.data.readers.reader_image_folder import find_images_and_targets
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
