@@ -8,10 +8,12 @@ back in place. Both dispatch to the Triton kernels for CUDA tensors and to the P
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 
+from .flops import record_scan_flops, routed_scan_flops, selective_scan_flops
 from .reference import selective_scan_ref
 from .routed_reference import routed_selective_scan_ref
 from .routes import RouteSet
@@ -88,6 +90,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     """
     if _checks_enabled():
         check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
+        record_scan_flops(selective_scan_flops(u.shape[0], u.shape[1], u.shape[2], A.shape[1], D is not None,
+                                               z is not None))
     if resolve_backend(backend, u.device) == "triton":
         return _triton_ops().selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                             return_last_state)
@@ -135,7 +139,9 @@ def routed_selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         u, delta, z = (_to_channels_first(t, G) for t in (u, delta, z))
         B, C = (_to_channels_first(t, G, 2 if grouped else 1) for t in (B, C))
     if _checks_enabled():
-        check_routed_scan_args(u, delta, A, B, C, D, z, delta_bias, routes)
+        batch, _, dim, N, grid = check_routed_scan_args(u, delta, A, B, C, D, z, delta_bias, routes)
+        record_scan_flops(routed_scan_flops(batch, dim, routes.lengths(grid), N, D is not None, z is not None,
+                                            math.prod(grid)))
     if resolve_backend(backend, u.device) == "triton":
         result = _triton_ops().routed_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                                      routes, return_last_state)
