@@ -40,7 +40,7 @@ def routed_scan_bwd_kernel(
     SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, HAS_DLAST: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_b = tl.program_id(0)
+    pid_b = tl.program_id(0).to(tl.int64)  # 64-bit offsets: batch x channels x cells can pass 2**31
     pid_c = tl.program_id(1)
     nblocks = tl.num_programs(1)
     group = pid_c // nbpg

@@ -31,7 +31,7 @@ def routed_scan_fwd_kernel(
     GATE: tl.constexpr, SEPARATE_ACC: tl.constexpr, SAVE_STATES: tl.constexpr, WRITE_LAST: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_b = tl.program_id(0)
+    pid_b = tl.program_id(0).to(tl.int64)  # 64-bit offsets: batch x channels x cells can pass 2**31
     pid_c = tl.program_id(1)
     group = pid_c // nbpg
     d_in_group = (pid_c % nbpg) * BLOCK_D + tl.arange(0, BLOCK_D)
