@@ -40,8 +40,12 @@ def fast_argv(data_dir, output, **overrides):
     argv = []
     for k, v in {**FAST, "data_dir": str(data_dir), "output": str(output), **overrides}.items():
         flag = "--" + k.replace("_", "-")
+        if v is None:
+            continue  # the parser default
         if v is True:
             argv.append(flag)
+        elif isinstance(v, (tuple, list)):
+            argv += [flag, *map(str, v)]
         elif v is False:
             argv.append("--no-" + k.replace("_", "-"))
         else:
