@@ -52,11 +52,15 @@ class RoutedSSM(nn.Module):
     ``dt_proj_weight`` (K, d_inner, dt_rank), ``dt_proj_bias`` (K, d_inner), ``A_log`` (K, d_inner, d_state),
     ``D`` (K, d_inner). Initialised as Mamba / VMamba do: S4D-real A, D = 1, dt_proj bias the inverse
     softplus of a log-uniform dt in [dt_min, dt_max] (floored at dt_init_floor).
+
+    ``pad_to_multiple`` > 1 zero-pads the bottom / right of the map to a multiple of it before the scan and
+    crops the output back: routes then also step through the padded cells (no input, but the state decays
+    there). EfficientVMamba's reference pads odd sides to even this way before its atrous routes.
     """
 
     def __init__(self, d_inner: int, *, routes: Optional[RouteSet] = None, d_state: int = 16, dt_rank: int = 8,
                  dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4, dt_scale: float = 1.0,
-                 channels_last: bool = True, device=None, dtype=None):
+                 channels_last: bool = True, pad_to_multiple: int = 1, device=None, dtype=None):
         super().__init__()
         routes = cross2d() if routes is None else routes
         if not isinstance(routes, RouteSet):
@@ -65,12 +69,15 @@ class RoutedSSM(nn.Module):
             raise ValueError(f"RoutedSSM scans 2-D feature maps; route set '{routes.name}' has {routes.ndim} axes")
         if d_state < 1 or d_inner < 1:
             raise ValueError(f"d_state and d_inner must be >= 1, got d_state={d_state}, d_inner={d_inner}")
+        if isinstance(pad_to_multiple, bool) or not isinstance(pad_to_multiple, int) or pad_to_multiple < 1:
+            raise ValueError(f"pad_to_multiple must be a positive int, got {pad_to_multiple!r}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
         dd = dict(device=device, dtype=dtype)
         K = len(routes)
         self.routes = routes
         self.channels_last = channels_last
+        self.pad_to_multiple = pad_to_multiple
         self.d_inner, self.d_state, self.dt_rank = d_inner, d_state, dt_rank
         self.dt_min, self.dt_max, self.dt_init_floor, self.dt_scale = dt_min, dt_max, dt_init_floor, dt_scale
         self.x_proj_weight = nn.Parameter(torch.empty(K, dt_rank + 2 * d_state, d_inner, **dd))
@@ -127,13 +134,22 @@ class RoutedSSM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (b, H, W, d_inner) if channels_last else (b, d_inner, H, W); returns the same shape and dtype."""
+        H, W = (x.shape[1], x.shape[2]) if self.channels_last else (x.shape[2], x.shape[3])
+        if self.pad_to_multiple > 1:
+            m = self.pad_to_multiple
+            pad_h, pad_w = (m - H % m) % m, (m - W % m) % m
+            x = F.pad(x, [0, 0, 0, pad_w, 0, pad_h] if self.channels_last else [0, pad_w, 0, pad_h])
         delta, B, C = self.project(x)
         A = -torch.exp(self.A_log.float())
-        return self._scan(x, delta, A, B, C, self.D.float(), self.dt_proj_bias.float())
+        y = self._scan(x, delta, A, B, C, self.D.float(), self.dt_proj_bias.float())
+        if self.pad_to_multiple > 1:
+            y = y[:, :H, :W] if self.channels_last else y[:, :, :H, :W]
+        return y
 
     def extra_repr(self) -> str:
         return (f"d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "
-                f"routes={self.routes.name}({self.num_routes}), channels_last={self.channels_last}")
+                f"routes={self.routes.name}({self.num_routes}), channels_last={self.channels_last}"
+                + (f", pad_to_multiple={self.pad_to_multiple}" if self.pad_to_multiple > 1 else ""))
 
 
 class SS2D(nn.Module):
@@ -151,14 +167,15 @@ class SS2D(nn.Module):
         bias: bias in in_proj / out_proj.  dropout: after out_proj.
         dt_min, dt_max, dt_init_floor, dt_scale: dt initialisation (see ``RoutedSSM``).
         channels_last: the layout of input and output, (B, H, W, C) if True else (B, C, H, W).
+        pad_to_multiple: zero-pad the map to a multiple of this before the scan (see ``RoutedSSM``).
     """
 
     def __init__(self, dim: int, *, routes: Optional[RouteSet] = None, d_state: int = 16, ssm_ratio: float = 2.0,
                  dt_rank: Union[int, str] = "auto", act_layer: Type[nn.Module] = nn.SiLU, conv_size: int = 3,
                  conv_bias: bool = True, gate: bool = True, out_norm: str = "layernorm", bias: bool = False,
                  dropout: float = 0.0, dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
-                 dt_scale: float = 1.0, norm_eps: float = 1e-5, channels_last: bool = True, device=None,
-                 dtype=None):
+                 dt_scale: float = 1.0, norm_eps: float = 1e-5, channels_last: bool = True,
+                 pad_to_multiple: int = 1, device=None, dtype=None):
         super().__init__()
         if out_norm not in OUT_NORMS:
             raise ValueError(f"out_norm must be one of {OUT_NORMS}, got {out_norm!r}")
@@ -176,7 +193,7 @@ class SS2D(nn.Module):
                                bias=conv_bias, **dd) if conv_size > 1 else None)
         self.ssm = RoutedSSM(d_inner, routes=routes, d_state=d_state, dt_rank=resolve_dt_rank(dt_rank, dim),
                              dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, dt_scale=dt_scale,
-                             channels_last=channels_last, **dd)
+                             channels_last=channels_last, pad_to_multiple=pad_to_multiple, **dd)
         self.out_norm = (channel_norm(d_inner, channels_last=channels_last, eps=norm_eps, **dd)
                          if out_norm == "layernorm" else nn.Identity())
         self.out_proj = PointwiseLinear(d_inner, dim, bias=bias, channels_last=channels_last, **dd)
