@@ -1,0 +1,1 @@
+"""Medical segmentation networks and pipeline (filled in below)."""
