@@ -250,7 +250,7 @@ class VisionMamba(nn.Module):
                 raise ValueError("global_pool='token' needs a class token")
             self.global_pool = global_pool
         self.num_classes = num_classes
-        w = self.norm.weight
+        w = self.patch_embed.proj.weight  # device / dtype reference (the norm may have been pruned)
         self.head = nn.Linear(self.embed_dim, num_classes, device=w.device, dtype=w.dtype) \
             if num_classes > 0 else nn.Identity()
 
@@ -377,10 +377,17 @@ class VisionMamba(nn.Module):
 
 
 def _create_vim(variant: str, pretrained: bool = False, **kwargs) -> VisionMamba:
+    # features_only builds the 4-level pyramid; which blocks feed it and what they give are its own options
+    feature_cfg = dict(feature_cls=VimFeaturePyramid, out_indices=(0, 1, 2, 3))
+    for key in ("layer_indices", "take_from"):
+        if key in kwargs:
+            if not kwargs.get("features_only", False):
+                raise TypeError(f"{key}= is an option of the features_only pyramid; pass features_only=True")
+            feature_cfg[key] = kwargs.pop(key)
     return build_model_with_cfg(
         VisionMamba, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls=VimFeaturePyramid),
+        feature_cfg=feature_cfg,
         **kwargs,
     )
 
