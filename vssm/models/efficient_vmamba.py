@@ -299,6 +299,7 @@ default_cfgs = generate_default_cfgs({
     "efficient_vmamba_tiny.in1k": _cfg(),
     "efficient_vmamba_small.in1k": _cfg(),
     "efficient_vmamba_base.in1k": _cfg(),
+    "test_efficient_vmamba": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
 })
 
 
@@ -327,3 +328,10 @@ def efficient_vmamba_small(pretrained: bool = False, **kwargs) -> EfficientVMamb
 def efficient_vmamba_base(pretrained: bool = False, **kwargs) -> EfficientVMamba:
     args = dict(depths=(2, 2, 9, 2), dims=96)
     return _create_efficient_vmamba("efficient_vmamba_base", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def test_efficient_vmamba(pretrained: bool = False, **kwargs) -> EfficientVMamba:
+    """A small configuration for tests (timm's model tests run real forwards and backwards on CPU)."""
+    args = dict(depths=(1, 1, 2, 1), dims=(16, 24, 32, 48), d_state=4, drop_path_rate=0.0)
+    return _create_efficient_vmamba("test_efficient_vmamba", pretrained, **dict(args, **kwargs))

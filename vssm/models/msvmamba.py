@@ -273,6 +273,7 @@ default_cfgs = generate_default_cfgs({
     "msvmamba_nano.in1k": _cfg(),
     "msvmamba_micro.in1k": _cfg(),
     "msvmamba_tiny.in1k": _cfg(),
+    "test_msvmamba": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
 })
 
 
@@ -301,3 +302,10 @@ def msvmamba_micro(pretrained: bool = False, **kwargs) -> MSVMamba:
 def msvmamba_tiny(pretrained: bool = False, **kwargs) -> MSVMamba:
     args = dict(depths=(1, 2, 9, 2), dims=96)
     return _create_msvmamba("msvmamba_tiny", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def test_msvmamba(pretrained: bool = False, **kwargs) -> MSVMamba:
+    """A small configuration for tests (timm's model tests run real forwards and backwards on CPU)."""
+    args = dict(depths=(1, 1, 2, 1), dims=(16, 24, 32, 48), drop_path_rate=0.0)
+    return _create_msvmamba("test_msvmamba", pretrained, **dict(args, **kwargs))
