@@ -83,7 +83,16 @@ def routed_scan_bwd(dy: Tensor, dlast: Optional[Tensor], u: Tensor, delta: Tenso
 @routed_scan_bwd.register_fake
 def _(dy, dlast, u, delta, A, B, C, D, z, delta_bias, ysum, states, delta_softplus, spec):
     like = (u, delta, A, B, C, D, z, delta_bias)
-    return [x.new_empty(x.shape) if x is not None else _empty(u) for x in like]
+    # real gradients keep the layout of their inputs, except A, D, delta_bias (contiguous sums)
+    out = []
+    for i, x in enumerate(like):
+        if x is None:
+            out.append(_empty(u))
+        elif i in (2, 5, 7):
+            out.append(x.new_empty(x.shape))
+        else:
+            out.append(torch.empty_like(x, memory_format=torch.preserve_format))
+    return out
 
 
 def _setup_context(ctx, inputs, output):

@@ -11,7 +11,7 @@ follows locally:
     dA     += sum_t delta_t x_t (h_t - b_t);   dB_t = sum_d x_t delta_t u_t;   dC_t = sum_d h_t g_t
 
 where g_t is the incoming gradient of the (ungated) route sum. dB/dC are summed over this program's channels
-and written per channel block; dA, dD and d(delta_bias) per batch element: the launcher finishes those sums,
+and written per channel block (cell-major, state index fastest); dA, dD and d(delta_bias) per batch element: the launcher finishes those sums,
 so no atomics are used and the result is deterministic.
 """
 
@@ -78,7 +78,7 @@ def routed_scan_bwd_kernel(
         z_base = z_ptr + pid_b * sz_b + d * sz_d
         du_base = du_ptr + pid_b * sdu_b + k * sdu_k + d * sdu_d
         ddt_base = ddt_ptr + pid_b * sddt_b + k * sddt_k + d * sddt_d
-        part_base = ((pid_b * K + k) * nblocks + pid_c) * N
+        part_base = ((pid_b * K + k) * nblocks + pid_c) * cells
         nchunks = tl.cdiv(length, BLOCK_L)
         for cc in range(nchunks):
             c = nchunks - 1 - cc
@@ -155,9 +155,9 @@ def routed_scan_bwd_kernel(
             dB = tl.sum(x * du_dt[:, :, None], axis=1)
             dC = tl.sum(hs * g[:, :, None], axis=1)
             cell = c0 * g1g2 + c1 * g2 + c2
-            part = part_base + n[None, :]
-            tl.store(dB_ptr + part * cells + cell[:, None], dB, mask=tn_mask)
-            tl.store(dC_ptr + part * cells + cell[:, None], dC, mask=tn_mask)
+            part = (part_base + cell)[:, None] * N + n[None, :]  # (..., cell, n): n contiguous
+            tl.store(dB_ptr + part, dB, mask=tn_mask)
+            tl.store(dC_ptr + part, dC, mask=tn_mask)
 
             du_off = du_base[None, :] + (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2)[:, None]
             ddt_off = ddt_base[None, :] + (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2)[:, None]

@@ -161,15 +161,16 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     pgrid = list(grid) + [1] * (MAX_AXES - G)
 
     def grad_buffer(x, per_route):
-        # Cells no route writes (or, per route, cells route k does not visit) must read as zero.
+        # Cells no route writes (or, per route, cells route k does not visit) must read as zero. The buffer
+        # keeps x's memory layout so that the kernel's accesses stay as coalesced as x's.
         zero = not plan.exact if not per_route else not plan.full_cover
-        return (torch.zeros if zero else torch.empty)(x.shape, dtype=ct, device=x.device)
+        return (torch.zeros_like if zero else torch.empty_like)(x, dtype=ct, memory_format=torch.preserve_format)
 
     du = grad_buffer(u, per_u)
     ddt = grad_buffer(delta, per_dt)
     alloc = torch.empty if plan.full_cover else torch.zeros
-    dB_part = alloc(batch, K, nblocks, N, cells, dtype=ct, device=u.device)
-    dC_part = alloc(batch, K, nblocks, N, cells, dtype=ct, device=u.device)
+    dB_part = alloc(batch, K, nblocks, cells, N, dtype=ct, device=u.device)
+    dC_part = alloc(batch, K, nblocks, cells, N, dtype=ct, device=u.device)
     dA_part = torch.empty(batch, K, dim, N, dtype=ct, device=u.device)
     dD_part = torch.empty(batch, K, dim, dtype=ct, device=u.device) if D is not None else None
     dbias_part = torch.empty(batch, K, dim, dtype=ct, device=u.device) if delta_bias is not None else None
@@ -193,18 +194,23 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
         SHARED_U=not per_u, SHARED_DT=not per_dt, HAS_DLAST=dlast is not None,
         BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), num_warps=warps,
     )
-    shape_bc = (batch, K, groups, N) + grid
-    dB = dB_part.view(batch, K, groups, nbpg, N, cells).sum(3).view(shape_bc)
-    dC = dC_part.view(batch, K, groups, nbpg, N, cells).sum(3).view(shape_bc)
-    if B.dim() == G + 3:
-        dB, dC = dB.squeeze(2), dC.squeeze(2)
+
+    def finish_bc(part, like):
+        # sum the channel blocks of each group, then lay the gradient out like B/C themselves
+        total = part.view(batch, K, groups, nbpg, cells, N).sum(3).transpose(3, 4)
+        out = torch.empty_like(like, memory_format=torch.preserve_format)
+        out.copy_(total.reshape(like.shape))
+        return out
+
+    dB, dC = finish_bc(dB_part, B), finish_bc(dC_part, C)
     dz = None
     if z is not None:
         zc = z.to(ct)
         sig = torch.sigmoid(zc)
-        dz = (dy.to(ct) * ysum.to(ct) * sig * (1 + zc * (1 - sig))).to(z.dtype).contiguous()
+        dz = torch.empty_like(z, memory_format=torch.preserve_format)
+        dz.copy_(dy.to(ct) * ysum.to(ct) * sig * (1 + zc * (1 - sig)))
     return (
-        du.to(u.dtype), ddt.to(delta.dtype), dA_part.sum(0).to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
+        du.to(u.dtype), ddt.to(delta.dtype), dA_part.sum(0).to(A.dtype), dB, dC,
         dD_part.sum(0).to(D.dtype) if D is not None else None, dz,
         dbias_part.sum(0).to(delta_bias.dtype) if delta_bias is not None else None,
     )
