@@ -56,11 +56,14 @@ class RoutedSSM(nn.Module):
     ``pad_to_multiple`` > 1 zero-pads the bottom / right of the map to a multiple of it before the scan and
     crops the output back: routes then also step through the padded cells (no input, but the state decays
     there). EfficientVMamba's reference pads odd sides to even this way before its atrous routes.
+    ``skip_empty_routes=True`` lets a strided route that visits no cell of the map (an atrous route starting
+    at row 1 on a map one row high) contribute nothing, instead of raising.
     """
 
     def __init__(self, d_inner: int, *, routes: Optional[RouteSet] = None, d_state: int = 16, dt_rank: int = 8,
                  dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4, dt_scale: float = 1.0,
-                 channels_last: bool = True, pad_to_multiple: int = 1, device=None, dtype=None):
+                 channels_last: bool = True, pad_to_multiple: int = 1, skip_empty_routes: bool = False,
+                 device=None, dtype=None):
         super().__init__()
         routes = cross2d() if routes is None else routes
         if not isinstance(routes, RouteSet):
@@ -78,6 +81,7 @@ class RoutedSSM(nn.Module):
         self.routes = routes
         self.channels_last = channels_last
         self.pad_to_multiple = pad_to_multiple
+        self.skip_empty_routes = skip_empty_routes
         self.d_inner, self.d_state, self.dt_rank = d_inner, d_state, dt_rank
         self.dt_min, self.dt_max, self.dt_init_floor, self.dt_scale = dt_min, dt_max, dt_init_floor, dt_scale
         self.x_proj_weight = nn.Parameter(torch.empty(K, dt_rank + 2 * d_state, d_inner, **dd))
@@ -129,8 +133,16 @@ class RoutedSSM(nn.Module):
     @torch.jit.ignore
     def _scan(self, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
               D: torch.Tensor, delta_bias: torch.Tensor) -> torch.Tensor:
+        routes = self.routes
+        if self.skip_empty_routes:
+            grid = (x.shape[1], x.shape[2]) if self.channels_last else (x.shape[2], x.shape[3])
+            keep = [k for k, n in enumerate(routes.lengths(grid)) if n > 0]
+            if len(keep) < len(routes):
+                routes = RouteSet(tuple(routes[k] for k in keep), routes.name)
+                delta, B, C = delta[:, keep], B[:, keep], C[:, keep]  # the route axis is 1 in both layouts
+                A, D, delta_bias = A[keep], D[keep], delta_bias[keep]
         return routed_selective_scan(x, delta, A, B, C, D, delta_bias=delta_bias, delta_softplus=True,
-                                     routes=self.routes, channels_last=self.channels_last)
+                                     routes=routes, channels_last=self.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (b, H, W, d_inner) if channels_last else (b, d_inner, H, W); returns the same shape and dtype."""
@@ -168,6 +180,7 @@ class SS2D(nn.Module):
         dt_min, dt_max, dt_init_floor, dt_scale: dt initialisation (see ``RoutedSSM``).
         channels_last: the layout of input and output, (B, H, W, C) if True else (B, C, H, W).
         pad_to_multiple: zero-pad the map to a multiple of this before the scan (see ``RoutedSSM``).
+        skip_empty_routes: routes that visit no cell of a map add nothing instead of raising (``RoutedSSM``).
     """
 
     def __init__(self, dim: int, *, routes: Optional[RouteSet] = None, d_state: int = 16, ssm_ratio: float = 2.0,
@@ -175,7 +188,7 @@ class SS2D(nn.Module):
                  conv_bias: bool = True, gate: bool = True, out_norm: str = "layernorm", bias: bool = False,
                  dropout: float = 0.0, dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
                  dt_scale: float = 1.0, norm_eps: float = 1e-5, channels_last: bool = True,
-                 pad_to_multiple: int = 1, device=None, dtype=None):
+                 pad_to_multiple: int = 1, skip_empty_routes: bool = False, device=None, dtype=None):
         super().__init__()
         if out_norm not in OUT_NORMS:
             raise ValueError(f"out_norm must be one of {OUT_NORMS}, got {out_norm!r}")
@@ -193,7 +206,8 @@ class SS2D(nn.Module):
                                bias=conv_bias, **dd) if conv_size > 1 else None)
         self.ssm = RoutedSSM(d_inner, routes=routes, d_state=d_state, dt_rank=resolve_dt_rank(dt_rank, dim),
                              dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, dt_scale=dt_scale,
-                             channels_last=channels_last, pad_to_multiple=pad_to_multiple, **dd)
+                             channels_last=channels_last, pad_to_multiple=pad_to_multiple,
+                             skip_empty_routes=skip_empty_routes, **dd)
         self.out_norm = (channel_norm(d_inner, channels_last=channels_last, eps=norm_eps, **dd)
                          if out_norm == "layernorm" else nn.Identity())
         self.out_proj = PointwiseLinear(d_inner, dim, bias=bias, channels_last=channels_last, **dd)

@@ -18,7 +18,8 @@ Odd map sides: the reference zero-pads an odd side to even before the atrous sca
 the same size and its routes also step through the padded cells (which carry no input but decay the state);
 the outputs there are cropped. By default this implementation scans the true sub-grids (unequal sizes at odd
 sides, no padded cells); ``atrous_pad_odd=True`` reproduces the reference exactly. At even sides (e.g. every
-SSM stage of a 224 input) both are identical.
+SSM stage of a 224 input) both are identical. On a map one cell high or wide the atrous routes that start at
+offset 1 visit nothing and add nothing (the reference's padded scan gives the same there).
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class EfficientVMamba(VMamba):
         self.stem = PatchEmbed(in_chans, dims[0], patch_size=4, norm_eps=norm_eps, **dd)
         mixer_kwargs = dict(routes=atrous2d() if routes is None else routes, d_state=d_state, ssm_ratio=ssm_ratio,
                             dt_rank=dt_rank, gate=True, out_norm="layernorm", conv_size=3, conv_bias=True,
-                            pad_to_multiple=2 if atrous_pad_odd else 1)
+                            pad_to_multiple=2 if atrous_pad_odd else 1, skip_empty_routes=True)
         dp_rates = calculate_drop_path_rates(drop_path_rate, list(depths), stagewise=True)
         self.stages = nn.Sequential()
         self.feature_info = []
