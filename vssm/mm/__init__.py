@@ -10,9 +10,10 @@ from ._deps import require_mm_packages
 require_mm_packages()
 
 from .adapter import TimmPyramidBackbone  # noqa: E402
-from .backbones import TimmBackbone, VMamba  # noqa: E402
+from .backbones import EfficientVMamba, MSVMamba, TimmBackbone, Vim, VMamba  # noqa: E402
 from .checkpoint import allow_mmengine_checkpoints, load_backbone_checkpoint  # noqa: E402
 from .hooks import DumpReplicaWeightsHook  # noqa: E402
 from .official import OfficialVSSM  # noqa: E402
+from .optim import LayerDecayOptimWrapperConstructor  # noqa: E402
 
-__all__ = ["TimmPyramidBackbone", "TimmBackbone", "VMamba", "OfficialVSSM", "DumpReplicaWeightsHook", "allow_mmengine_checkpoints", "load_backbone_checkpoint"]
+__all__ = ["TimmPyramidBackbone", "TimmBackbone", "VMamba", "MSVMamba", "EfficientVMamba", "Vim", "OfficialVSSM", "DumpReplicaWeightsHook", "LayerDecayOptimWrapperConstructor", "allow_mmengine_checkpoints", "load_backbone_checkpoint"]

@@ -61,16 +61,10 @@ class TimmPyramidBackbone(BaseModule):
         if drop_path_rate is not None:  # None keeps the variant's own default
             kwargs["drop_path_rate"] = drop_path_rate
         self._create_kwargs = kwargs
-        body = timm.create_model(model_name, pretrained=False, num_classes=0, **kwargs)
-        classifier = (getattr(body, "pretrained_cfg", None) or {}).get("classifier") or ()
+        self.out_indices = tuple(int(i) for i in out_indices)
+        self.body, levels = self._create_body(model_name, kwargs)
+        classifier = (getattr(self.inner, "pretrained_cfg", None) or {}).get("classifier") or ()
         self.head_prefixes = tuple(f"{c}." for c in ([classifier] if isinstance(classifier, str) else classifier))
-        levels = body.feature_info if isinstance(body.feature_info, list) else body.feature_info.info
-        self.out_indices = self._check_out_indices(out_indices, len(levels))
-        full_keys = set(body.state_dict())
-        # Drop what the outputs do not need (head, final norm, stages after the last output).
-        body.prune_intermediate_layers(list(self.out_indices), prune_norm=True, prune_head=True)
-        self.body = body
-        self.dropped_keys = full_keys - set(body.state_dict())  # classifier keys a checkpoint may carry
         self.channels = [levels[i]["num_chs"] for i in self.out_indices]
         self.strides = [levels[i]["reduction"] for i in self.out_indices]
         if out_norm:
@@ -82,6 +76,27 @@ class TimmPyramidBackbone(BaseModule):
         if with_cp:
             body.set_grad_checkpointing(True)
         self._freeze()
+
+    # inner model: the timm classification model whose checkpoints load (the body itself here)
+    inner_prefix = ""
+    # body keys that classification checkpoints do not have (modules added for dense outputs)
+    fresh_prefixes: tuple = ()
+
+    @property
+    def inner(self) -> torch.nn.Module:
+        return self.body.get_submodule(self.inner_prefix.rstrip(".")) if self.inner_prefix else self.body
+
+    def _create_body(self, model_name: str, kwargs: dict):
+        """Build the timm model, keep only what the outputs need; returns (body, feature levels)."""
+        body = timm.create_model(model_name, pretrained=False, num_classes=0, **kwargs)
+        levels = body.feature_info if isinstance(body.feature_info, list) else body.feature_info.info
+        self._check_out_indices(self.out_indices, len(levels))
+        # drop the head, the final norm and the stages after the last output
+        body.prune_intermediate_layers(list(self.out_indices), prune_norm=True, prune_head=True)
+        return body, levels
+
+    def _forward_body(self, x: torch.Tensor) -> list:
+        return self.body.forward_intermediates(x, indices=list(self.out_indices), intermediates_only=True)
 
     @staticmethod
     def _check_out_indices(out_indices, n_levels):
@@ -96,13 +111,13 @@ class TimmPyramidBackbone(BaseModule):
     def _frozen_param_names(self) -> set[str]:
         if self.frozen_stages < 0:
             return set()
-        if not hasattr(self.body, "group_matcher"):
+        if not hasattr(self.inner, "group_matcher"):
             raise ValueError(f"{self.model_name} has no group_matcher, so frozen_stages is not supported")
         # timm's coarse groups: 0 = stem, k = k-th stage (in model order)
-        groups = group_parameters(self.body, self.body.group_matcher(coarse=True))
+        groups = group_parameters(self.inner, self.inner.group_matcher(coarse=True))
         names = set()
         for gid in sorted(groups)[: self.frozen_stages + 1]:
-            names.update(groups[gid])
+            names.update(self.inner_prefix + n for n in groups[gid])
         return names
 
     def _freeze(self):
@@ -167,7 +182,7 @@ class TimmPyramidBackbone(BaseModule):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self.check_input(x)
-        feats = self.body.forward_intermediates(x, indices=list(self.out_indices), intermediates_only=True)
+        feats = self._forward_body(x)
         if self.out_norm:
             feats = [getattr(self, f"outnorm{i}")(f) for i, f in zip(self.out_indices, feats)]
         return tuple(feats)

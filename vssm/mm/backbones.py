@@ -59,3 +59,60 @@ class VMamba(FamilyBackbone):
 
     model_prefix = "vmamba_"
     family_module = "vssm.models.vmamba"
+
+
+@register_backbone
+class MSVMamba(FamilyBackbone):
+    """MSVMamba ('nano' / 'micro' / 'tiny'): multi-scale 2-D scans."""
+
+    model_prefix = "msvmamba_"
+    family_module = "vssm.models.msvmamba"
+
+
+@register_backbone
+class EfficientVMamba(FamilyBackbone):
+    """EfficientVMamba ('tiny' / 'small' / 'base'): atrous scans in stages 0-1, inverted residuals after."""
+
+    model_prefix = "efficient_vmamba_"
+    family_module = "vssm.models.efficient_vmamba"
+
+
+@register_backbone
+class Vim(FamilyBackbone):
+    """Vision Mamba ('tiny_patch16_224', 'small_patch16_224', ...): a plain backbone given the 4-level pyramid
+    of its segmentation recipe (four blocks' token maps rescaled to strides 4/8/16/32, ``rescale.*``).
+
+    Args:
+        img_size: training crop side (sizes the position table; other sizes are resampled on the fly).
+        layer_indices: the four blocks feeding the pyramid (default: the last of each quarter of the depth).
+        take_from: 'mixer' (the official segmentation backbone taps the blocks' mixer outputs) or 'stream'.
+        class_token: the official segmentation configs drop it.
+    """
+
+    model_prefix = "vim_"
+    family_module = "vssm.models.vim"
+    inner_prefix = "model."
+    fresh_prefixes = ("rescale.",)
+
+    def __init__(self, arch: str = "tiny_patch16_224", img_size: int = 512, layer_indices=None,
+                 take_from: str = "mixer", class_token: bool = False, out_norm: bool = False,
+                 model_kwargs: Optional[dict] = None, **kwargs):
+        model_kwargs = dict(model_kwargs or {}, img_size=img_size, class_token=class_token)
+        if not class_token:
+            model_kwargs.setdefault("global_pool", "avg")
+        self._pyramid = dict(take_from=take_from)
+        if layer_indices is not None:
+            self._pyramid["layer_indices"] = tuple(layer_indices)
+        super().__init__(arch=arch, model_kwargs=model_kwargs, out_norm=out_norm, **kwargs)
+
+    def _create_body(self, model_name, kwargs):
+        self._check_out_indices(self.out_indices, 4)
+        body = timm.create_model(model_name, pretrained=False, features_only=True, out_indices=self.out_indices,
+                                 **self._pyramid, **kwargs)
+        levels = [dict(num_chs=c, reduction=r) for c, r in zip(body.feature_info.channels(),
+                                                               body.feature_info.reduction())]
+        levels_by_index = {i: lv for i, lv in zip(self.out_indices, levels)}
+        return body, [levels_by_index.get(i, dict(num_chs=0, reduction=0)) for i in range(4)]
+
+    def _forward_body(self, x):
+        return self.body(x)

@@ -101,23 +101,34 @@ def load_backbone_checkpoint(
     sd = split_backbone_keys(dict(sd), logger)
     out_norm_sd = {k: v for k, v in sd.items() if _OUT_NORM.match(k)}
     body_sd = {k: v for k, v in sd.items() if not _OUT_NORM.match(k)}
-    if body_sd and all(k.startswith("body.") for k in body_sd):  # a backbone of ours: names already ours
-        body_sd, filter_fn = {k[len("body."):]: v for k, v in body_sd.items()}, None
-    head_keys = [k for k in body_sd if k.startswith(backbone.head_prefixes)]  # a classifier of ours
-    for k in head_keys:
-        body_sd.pop(k)
-    if filter_fn is not None:
+    ours = bool(body_sd) and all(k.startswith("body.") for k in body_sd)  # a backbone of ours: names are ours
+    if ours:
+        body_sd = {k[len("body."):]: v for k, v in body_sd.items()}
+    fresh_ok = False
+    if not ours:  # a classification checkpoint for the inner timm model
+        head_keys = [k for k in body_sd if k.startswith(backbone.head_prefixes)]  # a classifier of ours
+        for k in head_keys:
+            body_sd.pop(k)
+        template = backbone.filter_template()
         try:
-            body_sd = filter_fn(body_sd, backbone.filter_template())
+            body_sd = filter_fn(body_sd, template) if filter_fn is not None else body_sd
         except ValueError as e:
             raise ValueError(f"{source} does not fit {type(backbone).__name__}({backbone.arch_desc}): {e}") from e
-
-    head_keys += [k for k in body_sd if k in backbone.dropped_keys]
-    for k in head_keys:
-        body_sd.pop(k, None)
+        inner = set(backbone.inner.state_dict())
+        dropped = set(template.state_dict()) - inner  # head, final norm, stages after the last output
+        head_keys += [k for k in body_sd if k in dropped]
+        body_sd = {backbone.inner_prefix + k: v for k, v in body_sd.items() if k not in dropped}
+        fresh_ok = True
+    else:
+        head_keys = []
 
     own = backbone.body.state_dict()
     missing = sorted(set(own) - set(body_sd))
+    fresh = [k for k in missing if fresh_ok and k.startswith(backbone.fresh_prefixes)]
+    missing = [k for k in missing if k not in fresh]
+    if fresh:
+        logger.info(f"  {len(fresh)} tensors of the dense-output modules are not in a classification checkpoint "
+                    f"and keep their initial values ({', '.join(backbone.fresh_prefixes)})")
     unexpected = sorted(set(body_sd) - set(own))
     shape = sorted(k for k in set(own) & set(body_sd) if own[k].shape != body_sd[k].shape)
     own_norms = {k for k in backbone.state_dict() if _OUT_NORM.match(k)}

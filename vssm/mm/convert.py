@@ -43,11 +43,14 @@ def convert_state_dict(official: dict, model: torch.nn.Module) -> tuple[dict, di
     body = {k: v for k, v in bb.items() if not _OUT_NORM.match(k)}
     if not body:
         raise ValueError("checkpoint has no backbone.* weights: is it a detector / segmentor checkpoint?")
-    converted_body = filter_fn(body, backbone.filter_template()) if filter_fn else body
-    dropped = sorted(k for k in converted_body if k in backbone.dropped_keys)
+    template = backbone.filter_template()
+    converted_body = filter_fn(body, template) if filter_fn else body
+    dropped_keys = set(template.state_dict()) - set(backbone.inner.state_dict())
+    dropped = sorted(k for k in converted_body if k in dropped_keys)
     out = dict(rest)
     out.update({f"backbone.{k}": v for k, v in norms.items()})
-    out.update({f"backbone.body.{k}": v for k, v in converted_body.items() if k not in backbone.dropped_keys})
+    prefix = "backbone.body." + backbone.inner_prefix
+    out.update({prefix + k: v for k, v in converted_body.items() if k not in dropped_keys})
     report = dict(renamed=len(converted_body) - len(dropped), out_norms_kept=len(norms), unchanged=len(rest),
                   dropped=dropped, example=next(iter(zip(body, converted_body)), None))
     return out, report

@@ -51,6 +51,10 @@ class OfficialVSSM(VMamba):
                  frozen_stages=-1, patch_size=4, in_chans=3, num_classes=1000, posembed=False, imgsize=224,
                  **swin_keys):
         unknown = sorted(set(swin_keys) - SWIN_KEYS)
+        msvmamba = sorted(set(unknown) & {"sscore_type", "convFFN", "add_se", "ms_stage", "ms_split", "ffn_dropout"})
+        if msvmamba:
+            raise ValueError(f"MM_VSSM: {msvmamba} are MSVMamba arguments; use type='MSVMamba' with "
+                             "arch='nano' / 'micro' / 'tiny' (configs/mmdet/msvmamba/)")
         if unknown:
             raise ValueError(f"MM_VSSM: unknown arguments {unknown}")
         init_cfg = swin_keys.get("init_cfg")

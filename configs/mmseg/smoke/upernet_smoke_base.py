@@ -14,6 +14,7 @@ max_iters = 150
 norm_cfg = dict(type='BN', requires_grad=True)
 
 model = dict(
+    pretrained=None,  # the ResNet base names ImageNet weights for its backbone
     data_preprocessor=dict(size=crop_size),
     backbone=dict(_delete_=True),  # the variants fill it in
     decode_head=dict(channels=64, num_classes=len(classes), norm_cfg=norm_cfg),
