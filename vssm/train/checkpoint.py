@@ -41,6 +41,15 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return state
 
 
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively: options from YAML (lists) and the command line (tuples) compare equal."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def check_compatible(state: dict[str, Any], path: str, model_name: str, num_classes: int,
                      model_kwargs: dict[str, Any]) -> None:
     """Refuse a checkpoint of another model, class count or architecture options before anything is written."""
@@ -49,7 +58,7 @@ def check_compatible(state: dict[str, Any], path: str, model_name: str, num_clas
                          f"'{model_name}'; choose another --output or --resume")
     if state.get("num_classes") != num_classes:
         raise ValueError(f"checkpoint {path} has {state.get('num_classes')} classes, this dataset has {num_classes}")
-    if dict(state.get("model_kwargs") or {}) != dict(model_kwargs or {}):
+    if _plain(state.get("model_kwargs") or {}) != _plain(model_kwargs or {}):
         raise ValueError(f"checkpoint {path} was built with model_kwargs {state.get('model_kwargs')}, "
                          f"this run uses {model_kwargs}")
 
@@ -63,7 +72,7 @@ def training_state(*, model_name: str, model_kwargs: dict, num_classes: int, cla
     """
     return dict(
         model_name=model_name,
-        model_kwargs=dict(model_kwargs or {}),
+        model_kwargs=_plain(model_kwargs or {}),
         num_classes=num_classes,
         class_to_idx=dict(class_to_idx),
         epoch=epoch,
@@ -74,7 +83,7 @@ def training_state(*, model_name: str, model_kwargs: dict, num_classes: int, cla
         scheduler=scheduler.state_dict() if scheduler is not None else None,
         ema=ema.module.state_dict() if ema is not None else None,
         scaler=scaler.state_dict() if scaler is not None else None,
-        args={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+        args=_plain(vars(args)),
     )
 
 
