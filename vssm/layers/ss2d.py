@@ -68,8 +68,11 @@ class RoutedSSM(nn.Module):
         routes = cross2d() if routes is None else routes
         if not isinstance(routes, RouteSet):
             raise TypeError(f"routes must be a vssm.kernels.RouteSet, got {type(routes).__name__}")
-        if routes.ndim != 2:
-            raise ValueError(f"RoutedSSM scans 2-D feature maps; route set '{routes.name}' has {routes.ndim} axes")
+        if routes.ndim not in (2, 3):
+            raise ValueError(f"RoutedSSM scans 2-D feature maps (or 3-D volumes); route set '{routes.name}' has "
+                             f"{routes.ndim} axes")
+        if routes.ndim == 3 and (not channels_last or pad_to_multiple > 1 or skip_empty_routes):
+            raise ValueError("3-D routes (volumes) run channels-last, without pad_to_multiple or skip_empty_routes")
         if d_state < 1 or d_inner < 1:
             raise ValueError(f"d_state and d_inner must be >= 1, got d_state={d_state}, d_inner={d_inner}")
         if isinstance(pad_to_multiple, bool) or not isinstance(pad_to_multiple, int) or pad_to_multiple < 1:
@@ -114,10 +117,16 @@ class RoutedSSM(nn.Module):
         """Per-route (delta before softplus and bias, B, C) at every position of ``x``.
 
         channels-last x (b, H, W, d) gives delta (b, K, H, W, d) and B, C (b, K, H, W, N);
-        channels-first x (b, d, H, W) gives delta (b, K, d, H, W) and B, C (b, K, N, H, W).
+        channels-first x (b, d, H, W) gives delta (b, K, d, H, W) and B, C (b, K, N, H, W);
+        a channels-last volume (b, D, H, W, d) under 3-D routes gives (b, K, D, H, W, d) and (b, K, D, H, W, N).
         """
         K, R, N = self.x_proj_weight.shape[0], self.dt_rank, self.d_state
         w = self.x_proj_weight.reshape(-1, self.d_inner)  # (K * (R + 2N), d)
+        if self.channels_last and x.dim() == 5:  # a volume (b, D, H, W, d) under 3-D routes
+            x_dbl = F.linear(x, w).reshape(x.shape[:4] + (K, R + 2 * N))
+            dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
+            delta = torch.einsum("bzhwkr,kdr->bkzhwd", dts, self.dt_proj_weight)
+            return delta, Bs.permute(0, 4, 1, 2, 3, 5), Cs.permute(0, 4, 1, 2, 3, 5)
         if self.channels_last:
             b, H, W = x.shape[0], x.shape[1], x.shape[2]
             x_dbl = F.linear(x, w).reshape(b, H, W, K, R + 2 * N)
@@ -169,7 +178,8 @@ class SS2D(nn.Module):
 
     Args:
         dim: block width.
-        routes: scan routes (default ``cross2d()``: row-major, column-major and both reversed).
+        routes: scan routes (default ``cross2d()``: row-major, column-major and both reversed). 3-D route
+            sets (e.g. ``cross3d()``) make it a volume mixer on channels-last (B, D, H, W, C) maps.
         d_state: SSM state size N.  ssm_ratio: inner width = int(ssm_ratio * dim).
         dt_rank: low rank of the dt projection, or "auto" = ceil(dim / 16).
         act_layer: activation after the depthwise conv (and on the gate).
@@ -202,8 +212,10 @@ class SS2D(nn.Module):
         self.in_proj = PointwiseLinear(dim, 2 * d_inner if gate else d_inner, bias=bias,
                                        channels_last=channels_last, **dd)
         self.act = act_layer()
-        self.conv = (nn.Conv2d(d_inner, d_inner, conv_size, padding=(conv_size - 1) // 2, groups=d_inner,
-                               bias=conv_bias, **dd) if conv_size > 1 else None)
+        # 3-D routes (e.g. cross3d) make this a volume mixer: the depthwise conv becomes a Conv3d
+        conv_cls = nn.Conv3d if routes is not None and routes.ndim == 3 else nn.Conv2d
+        self.conv = (conv_cls(d_inner, d_inner, conv_size, padding=(conv_size - 1) // 2, groups=d_inner,
+                              bias=conv_bias, **dd) if conv_size > 1 else None)
         self.ssm = RoutedSSM(d_inner, routes=routes, d_state=d_state, dt_rank=resolve_dt_rank(dt_rank, dim),
                              dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, dt_scale=dt_scale,
                              channels_last=channels_last, pad_to_multiple=pad_to_multiple,
@@ -216,6 +228,8 @@ class SS2D(nn.Module):
     def _depthwise_conv(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv is None:
             return x
+        if self.channels_last and x.dim() == 5:  # a volume (b, D, H, W, d)
+            return self.conv(x.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
         if self.channels_last:  # the permuted view is a channels_last-strided NCHW tensor: no copy
             return self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return self.conv(x)
