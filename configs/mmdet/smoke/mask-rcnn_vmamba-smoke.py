@@ -1,5 +1,5 @@
 # Smoke Mask R-CNN over a narrow, shallow VMamba (v2 blocks, widths 32-256, one block per stage).
-_base_ = ['./mask-rcnn_smoke_base.py']
+_base_ = ['../_base_/mask-rcnn_smoke.py']
 model = dict(
     backbone=dict(type='VMamba', arch='tiny', dims=32, depths=(1, 1, 1, 1), drop_path_rate=0.0),
     neck=dict(in_channels=[32, 64, 128, 256]))
