@@ -1,25 +1,11 @@
 """Helpers of the trainer tests: a small generated ImageFolder and options for few-second runs."""
 
-import os
-
-import numpy as np
-from PIL import Image
-
 from vssm.train import options
+from vssm.train.synthetic import write_synthetic_image_folder
 
 
 def make_image_folder(root, classes=3, per_class=8, val_per_class=2, size=32, seed=0):
-    """A learnable ImageFolder: class c brightens colour channel c of noise images."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", per_class), ("val", val_per_class)):
-        for c in range(classes):
-            folder = os.path.join(root, split, f"class_{c}")
-            os.makedirs(folder, exist_ok=True)
-            for i in range(n):
-                img = rng.integers(0, 80, (size, size, 3)).astype(np.uint8)
-                img[:, :, c % 3] += 120
-                Image.fromarray(img).save(os.path.join(folder, f"{i}.png"))
-    return str(root)
+    return write_synthetic_image_folder(str(root), classes, per_class, val_per_class, size, seed)
 
 
 # A small timm model without BatchNorm (so 1 process x batch 2B and 2 processes x batch B compute the same

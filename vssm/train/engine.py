@@ -59,6 +59,7 @@ class EpochStats:
     images_per_s: float
     seconds: float
     num_updates: int
+    max_mem_gb: Optional[float] = None  # peak CUDA memory of this process during the epoch
 
 
 def train_one_epoch(
@@ -72,6 +73,8 @@ def train_one_epoch(
     clip = args.clip_grad if args.clip_grad else None
     steps = len(loader) // accum * accum  # a trailing partial accumulation is dropped
     loss_sum, images = 0.0, 0
+    if ctx.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(ctx.device)
     start = time.perf_counter()
     bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, disable=not progress)
     batches = iter(loader)
@@ -111,10 +114,13 @@ def train_one_epoch(
         bar.update(accum)
         bar.set_postfix(loss=f"{loss_value:.3f}")
     bar.close()
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)
     seconds = time.perf_counter() - start
     total_loss, total_images = all_reduce_sum([loss_sum, float(images)], ctx)
+    max_mem = torch.cuda.max_memory_allocated(ctx.device) / 2**30 if ctx.device.type == "cuda" else None
     return EpochStats(loss=total_loss / max(total_images, 1), images_per_s=total_images / max(seconds, 1e-9),
-                      seconds=seconds, num_updates=num_updates)
+                      seconds=seconds, num_updates=num_updates, max_mem_gb=max_mem)
 
 
 @torch.no_grad()

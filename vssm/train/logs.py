@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 STEP_FIELDS = ["epoch", "step", "lr", "loss"]
 EPOCH_FIELDS = ["epoch", "step", "lr", "train_loss", "eval_loss", "eval_top1", "eval_top5",
-                "ema_eval_loss", "ema_eval_top1", "ema_eval_top5", "images_per_s", "seconds"]
+                "ema_eval_loss", "ema_eval_top1", "ema_eval_top5", "images_per_s", "seconds", "max_mem_gb"]
 
 
 class CsvLog:

@@ -202,7 +202,8 @@ def _fit(args: argparse.Namespace, ctx: DistContext) -> FitResult:
             on_log=lambda rec: step_log.append(vars(rec)), progress=args.progress and ctx.is_main)
         num_updates = stats.num_updates
         row: dict[str, Any] = dict(epoch=epoch, step=num_updates, lr=optimizer.param_groups[0]["lr"],
-                                   train_loss=stats.loss, images_per_s=stats.images_per_s, seconds=stats.seconds)
+                                   train_loss=stats.loss, images_per_s=stats.images_per_s, seconds=stats.seconds,
+                                   max_mem_gb=stats.max_mem_gb)
         last_epoch = epoch + 1 == args.epochs
         improved = False
         if val_loader is not None and ((epoch + 1) % args.eval_interval == 0 or last_epoch):
