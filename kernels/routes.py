@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -83,20 +84,21 @@ class Route:
 
     def indices(self, grid: Sequence[int]) -> torch.Tensor:
         """Flat (row-major) grid index of every step, shape ``(length,)``, int64, on the CPU."""
-        return _route_indices(self, tuple(int(n) for n in grid)).clone()
+        return torch.from_numpy(_route_indices(self, tuple(int(n) for n in grid)).copy())
 
 
 @lru_cache(maxsize=512)
-def _route_indices(route: Route, grid: tuple[int, ...]) -> torch.Tensor:
+def _route_indices(route: Route, grid: tuple[int, ...]) -> np.ndarray:
+    # Cached as numpy, not torch: a tensor cached while a tracer or fake-tensor mode is active (torch.export,
+    # torch.compile) would leak that mode's tensors into later eager calls.
     if len(grid) != route.ndim:
         raise ValueError(f"route has {route.ndim} axes but the grid is {grid}")
-    flat = torch.arange(int(torch.tensor(grid).prod()) if grid else 1, dtype=torch.long).reshape(grid)
-    index = tuple(slice(s, None, st) for s, st in zip(route.start, route.step))
-    sub = flat[index]
+    flat = np.arange(int(np.prod(grid)), dtype=np.int64).reshape(grid)
+    sub = flat[tuple(slice(s, None, st) for s, st in zip(route.start, route.step))]
     flip_axes = [a for a, f in enumerate(route.flips) if f]
     if flip_axes:
-        sub = sub.flip(flip_axes)
-    return sub.permute(route.order).reshape(-1)
+        sub = np.flip(sub, flip_axes)
+    return np.ascontiguousarray(sub.transpose(route.order).reshape(-1))
 
 
 @dataclass(frozen=True)
