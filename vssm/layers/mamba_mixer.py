@@ -19,16 +19,17 @@ gathers its sequence for the conv alone and scatters the result back.
 Parameters of all routes are stacked along a leading K axis, so x_proj / dt_proj for every route are one einsum.
 """
 
-from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from functools import lru_cache
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.layers import register_notrace_module
 
-from vssm.kernels import RouteSet, bidir1d, routed_selective_scan
+from vssm.kernels import Route, RouteSet, bidir1d, routed_selective_scan
 
 __all__ = ["RoutedMambaMixer", "route_conv_mode", "route_depthwise_conv"]
 
@@ -63,6 +64,17 @@ def route_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[t
     return torch.empty_like(seq).index_copy_(-1, index, seq)
 
 
+@lru_cache(maxsize=64)
+def _route_set_from_spec(spec: tuple, name: str) -> RouteSet:
+    return RouteSet(tuple(Route(*r) for r in spec), name)
+
+
+def _routes_of(mixer) -> RouteSet:
+    """The RouteSet of a mixer, from its plain-list ``route_spec`` (also present on a TorchScript copy)."""
+    spec = tuple(tuple(tuple(part) for part in r) for r in mixer.route_spec)
+    return _route_set_from_spec(spec, mixer.route_set_name)
+
+
 def _check_full_cover(routes: RouteSet) -> None:
     for k, r in enumerate(routes):
         if any(s != 0 for s in r.start) or any(s != 1 for s in r.step):
@@ -71,6 +83,7 @@ def _check_full_cover(routes: RouteSet) -> None:
                 f"'{routes.name}' has start={r.start}, step={r.step}")
 
 
+@register_notrace_module  # the conv and scan take a RouteSet: a leaf for torch.fx
 class RoutedMambaMixer(nn.Module):
     """Mamba mixer over a token grid, one selective scan along every route of ``routes`` (default: Vim's
     forward + backward routes over a sequence).
@@ -115,7 +128,12 @@ class RoutedMambaMixer(nn.Module):
         dd = dict(device=device, dtype=dtype)
         K = len(routes)
         self.routes = routes
+        # the routes again as plain lists: a TorchScript module keeps these (not the RouteSet), and the
+        # Python-side conv / scan rebuild the RouteSet from them
+        self.route_spec = [(list(r.order), list(r.flips), list(r.start), list(r.step)) for r in routes]
+        self.route_set_name = routes.name
         self.num_routes = K
+        self.grid_ndim = routes.ndim
         self.dim = dim
         self.d_state = d_state
         self.d_conv = d_conv
@@ -165,39 +183,51 @@ class RoutedMambaMixer(nn.Module):
         self.A_log.copy_(torch.log(A).expand_as(self.A_log))
         self.D.fill_(1.0)
 
-    def route_inputs(self, x: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
+    @torch.jit.ignore
+    def route_inputs(self, x: torch.Tensor, shape: List[int]) -> torch.Tensor:
         """silu(conv_k(x)) for every route k, each in grid order: (b, d_inner, n) -> (b, K, d_inner, n)."""
+        grid = tuple(shape[1:-1])
         outs = []
-        for k, route in enumerate(self.routes):
+        for k, route in enumerate(_routes_of(self)):
             bias = None if self.conv_bias is None else self.conv_bias[k]
             outs.append(route_depthwise_conv(x, self.conv_weight[k], bias, route, grid))
         return F.silu(torch.stack(outs, dim=1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (batch, *grid, dim) with ``routes.ndim`` grid axes; returns the same shape."""
-        G = self.routes.ndim
+    @torch.jit.ignore
+    def _scan(self, u: torch.Tensor, delta: torch.Tensor, B: torch.Tensor, C: torch.Tensor, z: torch.Tensor,
+              shape: List[int]) -> torch.Tensor:
+        """The routed scan on (b, K, ., n) tensors viewed on the grid; returns (b, d_inner, n)."""
+        grid = tuple(shape[1:-1])
+        y = routed_selective_scan(
+            u.reshape(u.shape[:3] + grid), delta.reshape(delta.shape[:3] + grid), -torch.exp(self.A_log.float()),
+            B.reshape(B.shape[:3] + grid), C.reshape(C.shape[:3] + grid), self.D.float(),
+            z=z.reshape(z.shape[:2] + grid), delta_bias=self.dt_proj_bias.float(), delta_softplus=True,
+            routes=_routes_of(self))
+        return y.reshape(u.shape[0], self.d_inner, -1)
+
+    @torch.jit.ignore
+    def _check_input(self, x: torch.Tensor) -> None:
+        G = self.grid_ndim
         if x.dim() != G + 2 or x.shape[-1] != self.dim:
             raise ValueError(
                 f"RoutedMambaMixer over {G}-D routes expects input (batch, *grid[{G}], {self.dim}), "
                 f"got shape {tuple(x.shape)}")
-        batch, grid = x.shape[0], tuple(x.shape[1:-1])
-        n = x[0, ..., 0].numel()
-        xz = self.in_proj(x.reshape(batch, n, self.dim)).transpose(1, 2)  # (b, 2*d_inner, n)
-        xs, z = xz.chunk(2, dim=1)
-        u = self.route_inputs(xs, grid)                                      # (b, K, d_inner, n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, *grid, dim) with ``routes.ndim`` grid axes; returns the same shape."""
+        self._check_input(x)
+        shape = list(x.shape)
+        batch, d, R, N = shape[0], self.d_inner, self.dt_rank, self.d_state
+        xz = self.in_proj(x.reshape(batch, -1, self.dim)).transpose(1, 2)  # (b, 2*d_inner, n)
+        xs, z = xz[:, :d], xz[:, d:]
+        u = self.route_inputs(xs, shape)                                     # (b, K, d_inner, n)
         x_dbl = torch.einsum("bkdn,kcd->bkcn", u, self.x_proj_weight.to(u.dtype))
-        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
+        dt, B, C = x_dbl[:, :, :R], x_dbl[:, :, R:R + N], x_dbl[:, :, R + N:]
         delta = torch.einsum("bkrn,kdr->bkdn", dt, self.dt_proj_weight.to(u.dtype))
-        A = -torch.exp(self.A_log.float())
-        y = routed_selective_scan(
-            u.reshape(u.shape[:3] + grid), delta.reshape(delta.shape[:3] + grid), A,
-            B.reshape(B.shape[:3] + grid), C.reshape(C.shape[:3] + grid), self.D.float(),
-            z=z.reshape(z.shape[:2] + grid), delta_bias=self.dt_proj_bias.float(), delta_softplus=True,
-            routes=self.routes)
-        y = y.reshape(batch, self.d_inner, n).transpose(1, 2)
+        y = self._scan(u, delta, B, C, z, shape).transpose(1, 2)
         if self.divide_by_routes:
             y = y / self.num_routes
-        return self.out_proj(y).reshape(x.shape)
+        return self.out_proj(y).reshape(shape)
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "

@@ -12,7 +12,6 @@ Dense features: ``forward_intermediates()`` returns per-layer token maps at the 
 4/8/16/32) pyramid of Vim's segmentation backbone.
 """
 
-from __future__ import annotations
 
 import math
 from functools import partial
@@ -21,7 +20,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, lecun_normal_, resample_abs_pos_embed, to_2tuple, trunc_normal_
+from timm.layers import DropPath, lecun_normal_, register_notrace_function, to_2tuple, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
@@ -56,15 +55,57 @@ def add_rms_norm(h: torch.Tensor, residual: Optional[torch.Tensor], weight: torc
 
 
 class VimRmsNorm(nn.Module):
-    """Holds the RMSNorm weight; the computation is :func:`add_rms_norm` (fp32, fused with the residual add)."""
+    """RMSNorm of ``residual + h`` (of ``h`` alone without a residual), computed by :func:`add_rms_norm`."""
 
-    def __init__(self, dim: int, eps: float = 1e-5, device=None, dtype=None):
+    def __init__(self, dim: int, eps: float = 1e-5, residual_in_fp32: bool = True, device=None, dtype=None):
         super().__init__()
         self.eps = eps
+        self.residual_in_fp32 = residual_in_fp32
         self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return add_rms_norm(x, None, self.weight, self.eps, residual_in_fp32=False)[0]
+    def forward(self, h: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return add_rms_norm(h, residual, self.weight, self.eps, self.residual_in_fp32)[0]
+
+
+class VimAddOnly(nn.Module):
+    """Stands in for a pruned final norm: ``residual + h`` without normalising."""
+
+    def forward(self, h: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return h if residual is None else residual + h
+
+
+@register_notrace_function  # raises on a shape: a leaf for torch.fx
+def check_image_size(x: torch.Tensor, patch_size: Tuple[int, int]) -> None:
+    if x.shape[-2] < patch_size[0] or x.shape[-1] < patch_size[1]:
+        raise ValueError("input of " + str(x.shape[-2]) + "x" + str(x.shape[-1])
+                         + " pixels is smaller than one patch of " + str(patch_size))
+
+
+@torch.jit.ignore
+def _resampled_table(pos_embed: torch.Tensor, grid: Tuple[int, int], table_grid: Tuple[int, int],
+                     num_prefix_tokens: int, position: str) -> torch.Tensor:
+    return resample_pos_embed_with_token(pos_embed, grid, table_grid, num_prefix_tokens, position)
+
+
+@register_notrace_function  # branches on the token grid: a leaf for torch.fx
+def embed_class_token_and_position(x: torch.Tensor, cls_token: Optional[torch.Tensor],
+                                   pos_embed: Optional[torch.Tensor], grid: Tuple[int, int],
+                                   table_grid: Tuple[int, int], position: str, dynamic: bool) -> torch.Tensor:
+    """Insert the class token at its index among the patch tokens and add the position table, resampled
+    (class-token row kept apart) when the token grid differs from the table's."""
+    num_prefix = 0
+    if cls_token is not None:
+        num_prefix = 1
+        i = class_token_index(x.shape[1], position)
+        x = torch.cat([x[:, :i], cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x[:, i:]], dim=1)
+    if pos_embed is not None:
+        if grid[0] != table_grid[0] or grid[1] != table_grid[1]:
+            if not dynamic:
+                raise ValueError("input gives a " + str(grid) + " token grid but the position table is for "
+                                 + str(table_grid) + "; build with dynamic_img_size=True")
+            pos_embed = _resampled_table(pos_embed, grid, table_grid, num_prefix, position)
+        x = x + pos_embed
+    return x
 
 
 class VimPatchEmbed(nn.Module):
@@ -85,9 +126,7 @@ class VimPatchEmbed(nn.Module):
         return tuple((s - p) // self.stride + 1 for s, p in zip(img_size, self.patch_size))
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
-        H, W = x.shape[-2:]
-        if H < self.patch_size[0] or W < self.patch_size[1]:
-            raise ValueError(f"input of {H}x{W} pixels is smaller than one {self.patch_size} patch")
+        check_image_size(x, self.patch_size)
         x = self.proj(x)
         grid = (x.shape[-2], x.shape[-1])
         return x.flatten(2).transpose(1, 2), grid
@@ -107,7 +146,8 @@ class VimBlock(nn.Module):
         self.mixer = mixer
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
 
-    def forward(self, h: torch.Tensor, residual: Optional[torch.Tensor] = None):
+    def forward(self, h: torch.Tensor,
+                residual: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         if residual is not None:
             h = self.drop_path(h)
         normed, residual = add_rms_norm(h, residual, self.norm.weight, self.norm.eps, self.residual_in_fp32)
@@ -185,13 +225,13 @@ class VisionMamba(nn.Module):
 
         mixer = partial(RoutedMambaMixer, routes=bidir1d(), d_state=d_state, d_conv=d_conv, expand=expand,
                         dt_rank=dt_rank, dt_bias_init_routes=(0,), divide_by_routes=divide_out, **dd)
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth, device="cpu")]
         inter_dpr = [0.0] + dpr  # block i drops the output of mixer i-1
-        self.blocks = nn.Sequential(*[
+        self.blocks = nn.ModuleList([
             VimBlock(embed_dim, mixer(embed_dim), norm_eps, inter_dpr[i], residual_in_fp32, **dd)
             for i in range(depth)])
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0. else nn.Identity()  # on the last mixer
-        self.norm = VimRmsNorm(embed_dim, eps=norm_eps, **dd)
+        self.norm = VimRmsNorm(embed_dim, eps=norm_eps, residual_in_fp32=residual_in_fp32, **dd)
         r = patch_stride
         self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=r) for i in range(depth)]
         self.head_drop = nn.Dropout(drop_rate)
@@ -253,6 +293,7 @@ class VisionMamba(nn.Module):
         w = self.patch_embed.proj.weight  # device / dtype reference (the norm may have been pruned)
         self.head = nn.Linear(self.embed_dim, num_classes, device=w.device, dtype=w.dtype) \
             if num_classes > 0 else nn.Identity()
+        self.head.train(self.training)
 
     def class_token_index(self, num_patches: int) -> int:
         """Position of the class token in a sequence of ``num_patches`` patch tokens plus the class token."""
@@ -260,19 +301,8 @@ class VisionMamba(nn.Module):
 
     def _pos_embed(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
         """Insert the class token at its position and add the (resampled if needed) position table."""
-        B, M, _ = x.shape
-        if self.cls_token is not None:
-            i = self.class_token_index(M)
-            x = torch.cat([x[:, :i], self.cls_token.expand(B, -1, -1).to(x.dtype), x[:, i:]], dim=1)
-        if self.pos_embed is not None:
-            pos = self.pos_embed
-            if tuple(grid) != tuple(self.patch_embed.grid_size):
-                if not self.dynamic_img_size:
-                    raise ValueError(f"input gives a {grid} token grid but the position table is for "
-                                     f"{self.patch_embed.grid_size}; build with dynamic_img_size=True")
-                pos = resample_pos_embed_with_token(
-                    pos, grid, self.patch_embed.grid_size, self.num_prefix_tokens, self.class_token_position)
-            x = x + pos
+        x = embed_class_token_and_position(x, self.cls_token, self.pos_embed, grid, self.patch_embed.grid_size,
+                                           self.class_token_position, self.dynamic_img_size)
         return self.pos_drop(x)
 
     def _remove_class_token(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -281,11 +311,6 @@ class VisionMamba(nn.Module):
             return x, None
         i = self.class_token_index(x.shape[1] - 1)
         return torch.cat([x[:, :i], x[:, i + 1:]], dim=1), x[:, i:i + 1]
-
-    def _run_block(self, blk, h, residual):
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint(blk, h, residual)
-        return blk(h, residual)
 
     def forward_intermediates(
             self,
@@ -315,11 +340,14 @@ class VisionMamba(nn.Module):
         B = x.shape[0]
         h, grid = self.patch_embed(x)
         h = self._pos_embed(h, grid)
-        residual = None
+        residual: Optional[torch.Tensor] = None
         blocks = self.blocks if torch.jit.is_scripting() or not stop_early else self.blocks[:max_index + 1]
         intermediates = []
         for i, blk in enumerate(blocks):
-            h, residual = self._run_block(blk, h, residual)
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                h, residual = checkpoint(blk, h, residual)
+            else:
+                h, residual = blk(h, residual)
             if i in take_indices:
                 tap = h if take_from == "mixer" else residual + h
                 if norm:
@@ -343,23 +371,24 @@ class VisionMamba(nn.Module):
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
         self.blocks = self.blocks[:max_index + 1]
         if prune_norm:
-            self.norm = nn.Identity()
+            self.norm = VimAddOnly()
         if prune_head:
             self.reset_classifier(0, "" if self.cls_token is None else None)
         return take_indices
 
-    def _final_norm(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.norm, nn.Identity):
-            return residual + h
-        return add_rms_norm(self.drop_path(h), residual, self.norm.weight, self.norm.eps, self.residual_in_fp32)[0]
+    def _final_norm(self, h: torch.Tensor, residual: Optional[torch.Tensor]) -> torch.Tensor:
+        return self.norm(self.drop_path(h), residual)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised tokens (B, num_patches + class token, C), the class token at its position."""
         h, grid = self.patch_embed(x)
         h = self._pos_embed(h, grid)
-        residual = None
+        residual: Optional[torch.Tensor] = None
         for blk in self.blocks:
-            h, residual = self._run_block(blk, h, residual)
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                h, residual = checkpoint(blk, h, residual)
+            else:
+                h, residual = blk(h, residual)
         return self._final_norm(h, residual)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -408,6 +437,8 @@ default_cfgs = generate_default_cfgs({
     "vim_small_patch16_224": _cfg(),
     "vim_small_patch16_stride8_224": _cfg(),
     "vim_base_patch16_224": _cfg(),
+    # a small configuration for tests (as timm's own test_* models): every code path, little compute
+    "test_vim": _cfg(input_size=(3, 64, 64)),
 })
 
 
@@ -439,3 +470,9 @@ def vim_small_patch16_stride8_224(pretrained: bool = False, **kwargs) -> VisionM
 def vim_base_patch16_224(pretrained: bool = False, **kwargs) -> VisionMamba:
     args = dict(patch_size=16, patch_stride=16, embed_dim=768, depth=24)
     return _create_vim("vim_base_patch16_224", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def test_vim(pretrained: bool = False, **kwargs) -> VisionMamba:
+    args = dict(img_size=64, patch_size=16, patch_stride=16, embed_dim=32, depth=4, d_state=4, drop_path_rate=0.0)
+    return _create_vim("test_vim", pretrained, **dict(args, **kwargs))
