@@ -64,9 +64,9 @@ def check_compatible(state: dict[str, Any], path: str, model_name: str, num_clas
 
 
 def training_state(*, model_name: str, model_kwargs: dict, num_classes: int, class_to_idx: dict[str, int],
-                   model, optimizer, scheduler, ema, scaler, epoch: int, num_updates: int, best_top1: float,
+                   model, optimizer, ema, scaler, epoch: int, num_updates: int, best_top1: float,
                    args: argparse.Namespace) -> dict[str, Any]:
-    """Everything needed to continue: weights, optimizer/scheduler/EMA/scaler states and counters.
+    """Everything needed to continue: weights, optimizer/EMA/scaler states and counters.
 
     ``epoch`` is the number of completed epochs. Only plain types and tensors, so ``weights_only`` loading works.
     """
@@ -80,18 +80,17 @@ def training_state(*, model_name: str, model_kwargs: dict, num_classes: int, cla
         best_top1=best_top1,
         model=model.state_dict(),
         optimizer=optimizer.state_dict(),
-        scheduler=scheduler.state_dict() if scheduler is not None else None,
         ema=ema.module.state_dict() if ema is not None else None,
         scaler=scaler.state_dict() if scaler is not None else None,
         args=_plain(vars(args)),
     )
 
 
-def restore_training_state(state: dict[str, Any], *, model, optimizer, scheduler, ema, scaler) -> None:
+def restore_training_state(state: dict[str, Any], *, model, optimizer, ema, scaler) -> None:
+    # The lr schedule is not restored: it is a function of the update count, rebuilt from this run's options,
+    # so a run resumed on a different number of processes follows the schedule of its own step count.
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state.get("scheduler") is not None:
-        scheduler.load_state_dict(state["scheduler"])
     if ema is not None:
         # a checkpoint without EMA (EMA switched on later) starts the EMA from the resumed weights
         ema.module.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])

@@ -160,10 +160,10 @@ def _fit(args: argparse.Namespace, ctx: DistContext) -> FitResult:
 
     start_epoch, num_updates, best_top1 = 0, 0, -1.0
     if plan.resume_state is not None:
-        ckpt.restore_training_state(plan.resume_state, model=model, optimizer=optimizer, scheduler=scheduler,
-                                    ema=ema, scaler=scaler)
+        ckpt.restore_training_state(plan.resume_state, model=model, optimizer=optimizer, ema=ema, scaler=scaler)
         start_epoch = plan.resume_state["epoch"]
-        num_updates = plan.resume_state["num_updates"]
+        # the update count this run would have reached (differs from the saved one if the process count changed)
+        num_updates = start_epoch * updates_per_epoch
         best_top1 = plan.resume_state.get("best_top1", -1.0)
         _say(ctx, f"resuming from {plan.resume_from}: {start_epoch} epoch(s), {num_updates} update(s) done")
         plan.resume_state = None  # free the CPU copy
@@ -221,8 +221,7 @@ def _fit(args: argparse.Namespace, ctx: DistContext) -> FitResult:
             epoch_log.append(row)
             state = ckpt.training_state(
                 model_name=args.model, model_kwargs=args.model_kwargs, num_classes=plan.num_classes,
-                class_to_idx=plan.train.class_to_idx, model=model, optimizer=optimizer, scheduler=scheduler,
-                ema=ema, scaler=scaler, epoch=epoch + 1, num_updates=num_updates, best_top1=best_top1, args=args)
+                class_to_idx=plan.train.class_to_idx, model=model, optimizer=optimizer, ema=ema, scaler=scaler, epoch=epoch + 1, num_updates=num_updates, best_top1=best_top1, args=args)
             ckpt.save_atomically(state, os.path.join(args.output, ckpt.LAST))
             if improved:
                 shutil.copyfile(os.path.join(args.output, ckpt.LAST), os.path.join(args.output, ckpt.BEST))
