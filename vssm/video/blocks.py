@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["EPS", "activation_fn", "ChannelLayerNorm", "group_norm", "ResNetBlock", "ResNetEncoder",
+__all__ = ["EPS", "activation_fn", "init_like_flax_", "ChannelLayerNorm", "group_norm", "ResNetBlock", "ResNetEncoder",
            "ResNetDecoder", "ResnetOutput", "StandardOutput", "HalfGLUOutput", "make_output_block"]
 
 EPS = 1e-6   # the reference's norm epsilon (PyTorch's default is 1e-5)
@@ -28,6 +28,20 @@ def activation_fn(name: str):
     if name not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {name!r}")
     return _ACTIVATIONS[name]
+
+
+def init_like_flax_(module: nn.Module) -> nn.Module:
+    """Re-initialise every Conv2d below ``module`` as flax does by default: LeCun normal (variance 1/fan_in,
+    truncated at two standard deviations; a conv's ``flax_init_scale`` attribute changes the 1) for the kernel
+    and zeros for the bias."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+            std = (getattr(m, "flax_init_scale", 1.0) / fan_in) ** 0.5 / 0.87962566103423978
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 def group_norm(num_groups: int, channels: int) -> nn.GroupNorm:
@@ -156,6 +170,7 @@ class HalfGLUOutput(nn.Module):
         super().__init__()
         self.norm = ChannelLayerNorm(dim)
         self.proj = nn.Conv2d(dim, dim, 1)
+        self.proj.flax_init_scale = 0.2     # the reference's gate initialiser
 
     def forward(self, y, u):
         z = F.gelu(self.norm(y), approximate="tanh")

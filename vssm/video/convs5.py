@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from vssm.kernels import complex_scan
 
-from .blocks import activation_fn, make_output_block
+from .blocks import activation_fn, init_like_flax_, make_output_block
 from .hippo import discretize_zoh, hippo_init, init_b_kernel, init_c_kernel, init_log_step
 
 __all__ = ["ConvS5SSM"]
@@ -67,7 +67,7 @@ class ConvS5SSM(nn.Module):
         self.B = nn.Parameter(init_b_kernel(p, dim, kernel_b, vinv))
         self.C = nn.Parameter(init_c_kernel(p, dim, kernel_c, v))
         self.log_step = nn.Parameter(init_log_step(p, dt_min, dt_max))
-        self.c_d = make_output_block(c_d_block, dim, kernel_d, num_groups, activation_fn(activation))
+        self.c_d = init_like_flax_(make_output_block(c_d_block, dim, kernel_d, num_groups, activation_fn(activation)))
         self.c_d_block = c_d_block
 
     def extra_repr(self) -> str:

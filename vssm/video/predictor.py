@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .blocks import ResNetDecoder, ResNetEncoder
+from .blocks import ResNetDecoder, ResNetEncoder, init_like_flax_
 from .sequence import SequenceStack
 
 __all__ = ["VideoPredictor"]
@@ -54,6 +54,7 @@ class VideoPredictor(nn.Module):
         self.sequence_model = SequenceStack(d_model, n_layers, cell, dropout, use_norm, prenorm, per_layer_skip,
                                             skip_connections, **(cell_kwargs or {}))
         self.decoder = ResNetDecoder(d_model, in_chans, encoder_depths, decoder_blocks, norm_groups)
+        init_like_flax_(self)   # every Conv2d; the ConvS5 B and C and the ConvLSTM kernel keep their own init
 
     # ---- checks -------------------------------------------------------------------------------------
     def check_clip(self, video: torch.Tensor, min_frames: int = 1) -> None:

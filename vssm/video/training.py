@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 import torch
 
-__all__ = ["fit", "evaluate_generation", "save_strip", "cosine_lr"]
+__all__ = ["fit", "evaluate_generation", "save_strip", "cosine_lr", "load_recipe"]
 
 
 def cosine_lr(step: int, total: int, warmup: int, base_lr: float, min_ratio: float = 0.0) -> float:
@@ -103,3 +103,31 @@ def save_strip(path: str, truth: torch.Tensor, generated: torch.Tensor, num_cont
         bar[:, : num_context * (truth.shape[-1] + 2)] = 255
         strip = torch.cat([strip, bar], dim=0)
     Image.fromarray(strip.numpy(), mode="L").save(path)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_recipe(path: str) -> dict:
+    """A YAML recipe; ``_base_: other.yaml`` (relative to the file) is loaded first and deep-merged under it."""
+    import os
+
+    import yaml
+
+    with open(path) as f:
+        recipe = yaml.safe_load(f) or {}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path}: a recipe must be a mapping, got {type(recipe).__name__}")
+    base = recipe.pop("_base_", None)
+    if base:
+        recipe = _merge(load_recipe(os.path.join(os.path.dirname(path), base)), recipe)
+    for section in ("data", "train"):
+        if not isinstance(recipe.get(section), dict):
+            raise ValueError(f"{path}: the recipe needs a '{section}' mapping")
+    if "model" not in recipe:
+        raise ValueError(f"{path}: the recipe needs a 'model' (a timm model name)")
+    return recipe
