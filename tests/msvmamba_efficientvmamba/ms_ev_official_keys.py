@@ -134,11 +134,11 @@ MSVMAMBA_CONFIGS = {
     "msvmamba_nano": ((1, 2, 5, 2), (48, 96, 192, 384)),
     "msvmamba_micro": ((1, 2, 5, 2), (64, 128, 256, 512)),
     "msvmamba_tiny": ((1, 2, 9, 2), (96, 192, 384, 768)),
-    "test_msvmamba": ((1, 1, 2, 1), (16, 24, 32, 48)),
+    "test_msvmamba": ((1, 1, 2, 1), (24, 32, 48, 64)),
 }
 EFFICIENT_VMAMBA_CONFIGS = {
     "efficient_vmamba_tiny": ((2, 2, 4, 2), (48, 96, 192, 384), 16),
     "efficient_vmamba_small": ((2, 2, 4, 2), (64, 128, 256, 512), 16),
     "efficient_vmamba_base": ((2, 2, 9, 2), (96, 192, 384, 768), 16),
-    "test_efficient_vmamba": ((1, 1, 2, 1), (16, 24, 32, 48), 4),
+    "test_efficient_vmamba": ((1, 1, 2, 1), (24, 32, 48, 64), 4),
 }

@@ -26,7 +26,7 @@ Data flow for ``x`` (b, h, w, dim)::
 
 from __future__ import annotations
 
-from typing import Optional, Type, Union
+from typing import Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
@@ -71,9 +71,11 @@ class ChainedRoutedSSM(RoutedSSM):
         # one parameter set: build the parent over the first route only, then keep the whole chain
         super().__init__(d_inner, routes=RouteSet(routes.routes[:1], routes.name), channels_last=False, **kwargs)
         self.routes = routes
+        self.num_routes = len(routes)
 
     @torch.jit.ignore
-    def _chained_scan(self, x, delta, A, B, C, D, delta_bias):
+    def _chained_scan(self, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                      D: torch.Tensor, delta_bias: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         grid = (x.shape[2], x.shape[3])
         index = torch.cat([r.indices(grid) for r in self.routes]).to(x.device)
 
@@ -84,7 +86,7 @@ class ChainedRoutedSSM(RoutedSSM):
                                   delta_softplus=True, routes=time_route())
         return y, index
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         delta, B, C = self.project(x)
         A = -torch.exp(self.A_log.float())
         return self._chained_scan(x, delta, A, B, C, self.D.float(), self.dt_proj_bias.float())

@@ -306,6 +306,7 @@ def msvmamba_tiny(pretrained: bool = False, **kwargs) -> MSVMamba:
 
 @register_model
 def test_msvmamba(pretrained: bool = False, **kwargs) -> MSVMamba:
-    """A small configuration for tests (timm's model tests run real forwards and backwards on CPU)."""
-    args = dict(depths=(1, 1, 2, 1), dims=(16, 24, 32, 48), drop_path_rate=0.0)
+    """A small configuration for tests (timm's model tests run real forwards and backwards on CPU). The first
+    width is not 16: at its 64 px input, a 16 x 16 x 16 map would look the same in NHWC and NCHW to timm."""
+    args = dict(depths=(1, 1, 2, 1), dims=(24, 32, 48, 64), drop_path_rate=0.0)
     return _create_msvmamba("test_msvmamba", pretrained, **dict(args, **kwargs))
