@@ -16,11 +16,20 @@ _OUT_NORM = re.compile(r"^outnorm\d+\.")
 _SAFE_GLOBALS_DONE = False
 
 
+def _history_state(self) -> dict:
+    # MMEngine pickles the class-level statistics functions into every HistoryBuffer, which needs `getattr`
+    # to unpickle; the default ones are registered again on load anyway, so leave them out
+    state = dict(self.__dict__)
+    state.pop("statistics_methods", None)
+    return state
+
+
 def allow_mmengine_checkpoints() -> None:
-    """Let ``torch.load(weights_only=True)`` read MMEngine's own checkpoints (message hub, numpy scalars).
+    """Let ``torch.load(weights_only=True)`` read MMEngine's checkpoints (message hub, numpy scalars).
 
     torch >= 2.6 refuses unknown globals by default; we allow the few MMEngine stores instead of turning the
-    protection off.
+    protection off, and save message-hub buffers without their statistics functions (which would need
+    ``getattr``). Checkpoints written by an unpatched MMEngine need ``trust_checkpoint`` / weights_only=False.
     """
     global _SAFE_GLOBALS_DONE
     if _SAFE_GLOBALS_DONE:
@@ -28,7 +37,10 @@ def allow_mmengine_checkpoints() -> None:
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    allowed = [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray._reconstruct, np.core.multiarray.scalar]
+    HistoryBuffer.__getstate__ = _history_state
+
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / 1
+    allowed = [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType, ...)
     allowed += [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")]
     allowed += [np.float64, np.float32, np.int64, np.int32, np.bool_]
