@@ -129,3 +129,27 @@ def test_bad_configs_name_the_problem():
         build()(torch.randn(1, 3, 16, 64))
     with pytest.raises(ValueError, match="NCHW"):
         build()(torch.randn(3, 64, 64))
+
+
+def test_vim_gives_a_four_level_pyramid_and_layer_decay_follows_its_blocks():
+    from mmengine.optim import build_optim_wrapper
+
+    b = build(type="Vim", arch="tiny_patch16_224", img_size=64, depths=None, dims=None,
+              model_kwargs=dict(depth=4, embed_dim=32))
+    feats = b(torch.randn(1, 3, 64, 64))
+    assert [tuple(f.shape) for f in feats] == [(1, 32, 16, 16), (1, 32, 8, 8), (1, 32, 4, 4), (1, 32, 2, 2)]
+
+    model = torch.nn.Module()
+    model.backbone, model.head = b, torch.nn.Linear(32, 2)
+    wrapper = build_optim_wrapper(model, dict(
+        optimizer=dict(type="AdamW", lr=1.0, weight_decay=0.05),
+        constructor="LayerDecayOptimWrapperConstructor", paramwise_cfg=dict(layer_decay_rate=0.5)))
+    lr_of = {id(p): g["lr"] for g in wrapper.optimizer.param_groups for p in g["params"]}
+    wd_of = {id(p): g["weight_decay"] for g in wrapper.optimizer.param_groups for p in g["params"]}
+    inner = b.inner
+    assert lr_of[id(inner.patch_embed.proj.weight)] == 0.5 ** 5  # embedding: below the 4 blocks
+    assert lr_of[id(inner.blocks[0].mixer.in_proj.weight)] == 0.5 ** 4
+    assert lr_of[id(inner.blocks[3].mixer.in_proj.weight)] == 0.5 ** 1
+    assert lr_of[id(model.head.weight)] == 1.0 and lr_of[id(b.body.rescale[1].weight)] == 1.0
+    assert wd_of[id(inner.pos_embed)] == 0.0 and wd_of[id(model.head.bias)] == 0.0
+    assert wd_of[id(model.head.weight)] == 0.05
