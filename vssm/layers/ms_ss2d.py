@@ -24,8 +24,8 @@ Data flow for ``x`` (b, h, w, dim)::
     out = out_proj(channel_attention(y) * z)
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: TorchScript reads the annotations of @torch.jit.ignore'd methods
+from functools import lru_cache
 from typing import Optional, Tuple, Type, Union
 
 import torch
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from timm.layers import register_notrace_module
 
-from vssm.kernels import RouteSet, cross2d, routed_selective_scan, time_route
+from vssm.kernels import Route, RouteSet, cross2d, routed_selective_scan, time_route
 
 from .channel_attention import ChannelAttention
 from .linear import PointwiseLinear
@@ -55,6 +55,12 @@ def ms2d_coarse_routes() -> RouteSet:
     return RouteSet((c[2], c[1], c[3]), "ms2d_coarse")
 
 
+@lru_cache(maxsize=64)
+def _chain_index(spec: tuple, grid: Tuple[int, int]) -> torch.Tensor:
+    """Flat grid index of every step of the routes ``spec`` visited one after the other (CPU, int64)."""
+    return torch.cat([Route(*r).indices(grid) for r in spec])
+
+
 @register_notrace_module  # gathers by route indices computed from the map's shape: a leaf for torch.fx
 class ChainedRoutedSSM(RoutedSSM):
     """ONE set of SSM parameters scanning all routes of ``routes`` as one chained sequence: the state at the
@@ -71,13 +77,14 @@ class ChainedRoutedSSM(RoutedSSM):
         # one parameter set: build the parent over the first route only, then keep the whole chain
         super().__init__(d_inner, routes=RouteSet(routes.routes[:1], routes.name), channels_last=False, **kwargs)
         self.routes = routes
-        self.num_routes = len(routes)
+        # the chain as plain lists: a TorchScript copy of the module keeps these (not the RouteSet)
+        self.chain_spec = [(list(r.order), list(r.flips), list(r.start), list(r.step)) for r in routes]
 
     @torch.jit.ignore
     def _chained_scan(self, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                       D: torch.Tensor, delta_bias: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        grid = (x.shape[2], x.shape[3])
-        index = torch.cat([r.indices(grid) for r in self.routes]).to(x.device)
+        spec = tuple(tuple(tuple(part) for part in r) for r in self.chain_spec)
+        index = _chain_index(spec, (x.shape[2], x.shape[3])).to(x.device)
 
         def seq(t):  # (..., H, W) -> (..., steps) along the chain
             return t.flatten(-2)[..., index]
@@ -92,7 +99,8 @@ class ChainedRoutedSSM(RoutedSSM):
         return self._chained_scan(x, delta, A, B, C, self.D.float(), self.dt_proj_bias.float())
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + ", chained"
+        return (f"d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "
+                f"routes={self.routes.name}({len(self.chain_spec)}, chained, one parameter set)")
 
 
 class MultiScaleSS2D(nn.Module):
