@@ -74,7 +74,8 @@ def main(argv=None) -> dict:
     minutes = (time.perf_counter() - start) / 60
     last = result.summary["last"]
     png = plot_curves(run_dir, os.path.join(a.output, "digits_curves.png"),
-                      title=f"{result.summary['model']} on sklearn digits ({a.image_size}x{a.image_size})")
+                      title=f"{result.summary['model']} ({result.summary['num_params'] / 1e6:.2f}M parameters) on "
+                            f"scikit-learn digits, {a.image_size}x{a.image_size}")
     print(f"test accuracy: {last['eval_top1']:.2f}% (EMA weights: {last['ema_eval_top1']:.2f}%) on "
           f"{a.image_size}x{a.image_size} digits after {result.summary['epochs_done']} epochs, {minutes:.1f} min")
     print(f"curves: {png}; log: {run_dir}/epochs.csv")
