@@ -52,6 +52,20 @@ def test_bidirectional_mixer_equals_forward_plus_flipped_backward(length):
     torch.testing.assert_close(mixer(x), explicit_mixer(mixer, x, bidir_sequences()), rtol=1e-5, atol=1e-5)
 
 
+def test_bidirectional_mixer_gradients_match_explicit_pipeline():
+    mixer = RoutedMambaMixer(8, d_state=4)
+    x = torch.randn(2, 6, 8, requires_grad=True)
+    w = torch.randn(2, 6, 8)
+    (mixer(x) * w).sum().backward()
+    ours = [x.grad.clone()] + [p.grad.clone() for p in mixer.parameters()]
+    x.grad = None
+    mixer.zero_grad()
+    (explicit_mixer(mixer, x, bidir_sequences()) * w).sum().backward()
+    theirs = [x.grad] + [p.grad for p in mixer.parameters()]
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_backward_route_conv_is_anticausal_conv_in_original_order():
     x, w, bias = torch.randn(2, 5, 9), torch.randn(5, 4), torch.randn(5)
     backward = bidir1d()[1]
