@@ -70,6 +70,15 @@ def test_official_state_dict_maps_completely():
     assert model.load_state_dict(checkpoint_filter_fn(model.state_dict(), model), strict=True)
 
 
+def test_pretrained_loading_goes_through_the_filter(tmp_path):
+    official = {k: torch.randn(s) for k, s in official_state_shapes(32, 4, 16, d_state=4).items()}
+    path = tmp_path / "vim_official.pth"
+    torch.save({"model": official}, path)
+    model = timm.create_model("test_vim", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    torch.testing.assert_close(model.blocks[3].mixer.D[1], official["layers.3.mixer.D_b"])
+    torch.testing.assert_close(model.pos_embed, official["pos_embed"])
+
+
 def test_checkpoint_filter_refuses_to_drop_keys():
     model = timm.create_model("vim_tiny_patch16_224", depth=1, img_size=32)
     official = {k: torch.randn(s) for k, s in official_state_shapes(192, 1, 4).items()}
