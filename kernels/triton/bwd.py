@@ -44,32 +44,32 @@ def routed_scan_bwd_kernel(
     pid_c = tl.program_id(1)
     nblocks = tl.num_programs(1)
     group = pid_c // nbpg
-    d_in_group = (pid_c % nbpg) * BLOCK_D + tl.arange(0, BLOCK_D)
+    # Tiles are built directly in 3-D (steps, channels, states), as in the forward kernel.
+    d_in_group = (pid_c % nbpg) * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None]
     d_mask = d_in_group < gsize
-    d = group * gsize + d_in_group
-    n = tl.arange(0, BLOCK_N)
+    d = group * gsize + d_in_group                                  # (1, BD, 1)
+    n = tl.arange(0, BLOCK_N)[None, None, :]                        # (1, 1, BN)
     n_mask = n < N
-    rows = tl.arange(0, BLOCK_L)
-    dn_mask = d_mask[:, None] & n_mask[None, :]
+    rows = tl.arange(0, BLOCK_L)[:, None, None]                    # (BL, 1, 1)
+    dn_mask = d_mask & n_mask
 
     for k in range(K):
         length = tl.load(tbl_ptr + k * 15)
         accumulate = tl.load(tbl_ptr + k * 15 + 1)
-        A = tl.load(A_ptr + (k * dim + d)[:, None] * N + n[None, :], mask=dn_mask, other=0.0)
+        A = tl.load(A_ptr + (k * dim + d) * N + n, mask=dn_mask, other=0.0)    # (1, BD, BN)
         ct = A.dtype
         if HAS_D:
             Dk = tl.load(D_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
         if HAS_BIAS:
             bias = tl.load(bias_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
-        dA_acc = tl.zeros((BLOCK_D, BLOCK_N), dtype=ct)
-        dD_acc = tl.zeros((BLOCK_D,), dtype=ct)
-        dbias_acc = tl.zeros((BLOCK_D,), dtype=ct)
+        dA_acc = tl.zeros((1, BLOCK_D, BLOCK_N), dtype=ct)
+        dD_acc = tl.zeros((1, BLOCK_D, 1), dtype=ct)
+        dbias_acc = tl.zeros((1, BLOCK_D, 1), dtype=ct)
         # dL/dh at the first step of the next tile; past the route's end, the last state's gradient
         if HAS_DLAST:
-            x_carry = tl.load(dlast_ptr + ((pid_b * K + k) * dim + d)[:, None] * N + n[None, :], mask=dn_mask,
-                              other=0.0).to(ct)
+            x_carry = tl.load(dlast_ptr + ((pid_b * K + k) * dim + d) * N + n, mask=dn_mask, other=0.0).to(ct)
         else:
-            x_carry = tl.zeros((BLOCK_D, BLOCK_N), dtype=ct)
+            x_carry = tl.zeros((1, BLOCK_D, BLOCK_N), dtype=ct)
         u_base = u_ptr + pid_b * su_b + k * su_k + d * su_d
         dt_base = dt_ptr + pid_b * sdt_b + k * sdt_k + d * sdt_d
         B_base = B_ptr + pid_b * sB_b + k * sB_k + group * sB_g + n * sB_n
@@ -78,89 +78,79 @@ def routed_scan_bwd_kernel(
         z_base = z_ptr + pid_b * sz_b + d * sz_d
         du_base = du_ptr + pid_b * sdu_b + k * sdu_k + d * sdu_d
         ddt_base = ddt_ptr + pid_b * sddt_b + k * sddt_k + d * sddt_d
+        st_base = states_ptr + ((pid_b * K + k) * nchunk_max * dim + d) * N + n
         part_base = ((pid_b * K + k) * nblocks + pid_c) * cells
         nchunks = tl.cdiv(length, BLOCK_L)
         for cc in range(nchunks):
             c = nchunks - 1 - cc
             t = c * BLOCK_L + rows
             t_mask = t < length
-            td_mask = t_mask[:, None] & d_mask[None, :]
-            tn_mask = t_mask[:, None] & n_mask[None, :]
+            td_mask = t_mask & d_mask
+            tn_mask = t_mask & n_mask
             c0, c1, c2 = route_coords(tbl_ptr, k, t)
-            h0 = tl.load(states_ptr + (((pid_b * K + k) * nchunk_max + c) * dim + d)[:, None] * N + n[None, :],
-                         mask=dn_mask, other=0.0)
-            u = tl.load(u_base[None, :] + (c0 * su_0 + c1 * su_1 + c2 * su_2)[:, None], mask=td_mask,
-                        other=0.0).to(ct)
-            dt_raw = tl.load(dt_base[None, :] + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2)[:, None], mask=td_mask,
-                             other=0.0).to(ct)
+            h0 = tl.load(st_base + c * dim * N, mask=dn_mask, other=0.0)
+            u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2), mask=td_mask, other=0.0).to(ct)
+            dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2), mask=td_mask, other=0.0).to(ct)
             if HAS_BIAS:
-                dt_raw = dt_raw + bias[None, :]
+                dt_raw = dt_raw + bias
             dt = dt_raw
             if SOFTPLUS:
                 dt = softplus(dt_raw)
             dt = tl.where(td_mask, dt, 0.0)
-            Bt = tl.load(B_base[None, :] + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2)[:, None], mask=tn_mask,
-                         other=0.0).to(ct)
-            Ct = tl.load(C_base[None, :] + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2)[:, None], mask=tn_mask,
-                         other=0.0).to(ct)
-            g = tl.load(dy_base[None, :] + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2)[:, None], mask=td_mask,
-                        other=0.0).to(ct)
+            Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2), mask=tn_mask, other=0.0).to(ct)
+            Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2), mask=tn_mask, other=0.0).to(ct)
+            g = tl.load(dy_base + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2), mask=td_mask, other=0.0).to(ct)
             if HAS_Z:
-                zv = tl.load(z_base[None, :] + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2)[:, None], mask=td_mask,
-                             other=0.0).to(ct)
+                zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2), mask=td_mask, other=0.0).to(ct)
                 g = g * zv * sigmoid(zv)
 
             # States of this tile, from the saved state at its start.
             du_dt = dt * u
-            drive = du_dt[:, :, None] * Bt[:, None, :]
-            decay_cum, drive_cum = tl.associative_scan((tl.exp(dt[:, :, None] * A[None, :, :]), drive), 0,
-                                                       scan_combine)
-            hs = decay_cum * h0[None, :, :] + drive_cum
+            drive = du_dt * Bt
+            decay_cum, drive_cum = tl.associative_scan((tl.exp(dt * A), drive), 0, scan_combine)
+            hs = decay_cum * h0 + drive_cum
 
             # Decay of the following step (the next tile's first step for the last row).
             tn = t + 1
-            tn_ok = tn < length
+            tn_ok = (tn < length) & d_mask
             e0, e1, e2 = route_coords(tbl_ptr, k, tn)
-            dt_next = tl.load(dt_base[None, :] + (e0 * sdt_0 + e1 * sdt_1 + e2 * sdt_2)[:, None],
-                              mask=tn_ok[:, None] & d_mask[None, :], other=0.0).to(ct)
+            dt_next = tl.load(dt_base + (e0 * sdt_0 + e1 * sdt_1 + e2 * sdt_2), mask=tn_ok, other=0.0).to(ct)
             if HAS_BIAS:
-                dt_next = dt_next + bias[None, :]
+                dt_next = dt_next + bias
             if SOFTPLUS:
                 dt_next = softplus(dt_next)
-            dt_next = tl.where(tn_ok[:, None] & d_mask[None, :], dt_next, 0.0)
-            decay_next = tl.exp(dt_next[:, :, None] * A[None, :, :])
+            dt_next = tl.where(tn_ok, dt_next, 0.0)
 
             # x_t = C_t g_t + a_{t+1} x_{t+1}, scanned from the tile's end, plus the carry from the next tile.
-            prod_next, x_local = tl.associative_scan((decay_next, Ct[:, None, :] * g[:, :, None]), 0,
-                                                     scan_combine, reverse=True)
-            x = x_local + prod_next * x_carry[None, :, :]
-            x = tl.where(t_mask[:, None, None], x, 0.0)
-            x_carry = tl.sum(tl.where((rows == 0)[:, None, None], x, 0.0), axis=0)
+            prod_next, x_local = tl.associative_scan((tl.exp(dt_next * A), Ct * g), 0, scan_combine, reverse=True)
+            x = x_local + prod_next * x_carry
+            x = tl.where(t_mask, x, 0.0)
+            x_carry = tl.sum(tl.where(rows == 0, x, 0.0), axis=0, keep_dims=True)
 
             hb = hs - drive  # a_t h_{t-1}
-            xB = tl.sum(x * Bt[:, None, :], axis=2)
+            xB = tl.sum(x * Bt, axis=2, keep_dims=True)
             du = xB * dt
             if HAS_D:
-                du += Dk[None, :] * g
-                dD_acc += tl.sum(g * u, axis=0)
+                du += Dk * g
+                dD_acc += tl.sum(g * u, axis=0, keep_dims=True)
             xhb = x * hb
-            ddt = xB * u + tl.sum(xhb * A[None, :, :], axis=2)
-            dA_acc += tl.sum(xhb * dt[:, :, None], axis=0)
+            ddt = xB * u + tl.sum(xhb * A, axis=2, keep_dims=True)
+            dA_acc += tl.sum(xhb * dt, axis=0, keep_dims=True)
             if SOFTPLUS:
                 ddt = ddt * sigmoid(dt_raw)
             ddt = tl.where(td_mask, ddt, 0.0)
             if HAS_BIAS:
-                dbias_acc += tl.sum(ddt, axis=0)
+                dbias_acc += tl.sum(ddt, axis=0, keep_dims=True)
 
-            dB = tl.sum(x * du_dt[:, :, None], axis=1)
-            dC = tl.sum(hs * g[:, :, None], axis=1)
+            dB = tl.sum(x * du_dt, axis=1, keep_dims=True)                # (BL, 1, BN)
+            dC = tl.sum(hs * g, axis=1, keep_dims=True)
             cell = c0 * g1g2 + c1 * g2 + c2
-            part = (part_base + cell)[:, None] * N + n[None, :]  # (..., cell, n): n contiguous
+            part = (part_base + cell) * N + n  # (..., cell, n): n contiguous
             tl.store(dB_ptr + part, dB, mask=tn_mask)
             tl.store(dC_ptr + part, dC, mask=tn_mask)
 
-            du_off = du_base[None, :] + (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2)[:, None]
-            ddt_off = ddt_base[None, :] + (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2)[:, None]
+            du_off = du_base + (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2)
+            ddt_off = ddt_base + (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2)
             if SHARED_U:
                 if accumulate != 0:
                     du += tl.load(du_off, mask=td_mask, other=0.0)
@@ -170,7 +160,7 @@ def routed_scan_bwd_kernel(
             tl.store(du_off, du, mask=td_mask)
             tl.store(ddt_off, ddt, mask=td_mask)
 
-        tl.store(dA_ptr + ((pid_b * K + k) * dim + d)[:, None] * N + n[None, :], dA_acc, mask=dn_mask)
+        tl.store(dA_ptr + ((pid_b * K + k) * dim + d) * N + n, dA_acc, mask=dn_mask)
         if HAS_D:
             tl.store(dD_ptr + (pid_b * K + k) * dim + d, dD_acc, mask=d_mask)
         if HAS_BIAS:

@@ -34,77 +34,80 @@ def routed_scan_fwd_kernel(
     pid_b = tl.program_id(0).to(tl.int64)  # 64-bit offsets: batch x channels x cells can pass 2**31
     pid_c = tl.program_id(1)
     group = pid_c // nbpg
-    d_in_group = (pid_c % nbpg) * BLOCK_D + tl.arange(0, BLOCK_D)
+    # Every tile is built directly in 3-D (steps, channels, states) so that loads, the scan and the stores
+    # share one register layout (no shared-memory layout conversions inside the loop).
+    d_in_group = (pid_c % nbpg) * BLOCK_D + tl.arange(0, BLOCK_D)[None, :, None]
     d_mask = d_in_group < gsize
-    d = group * gsize + d_in_group
-    n = tl.arange(0, BLOCK_N)
+    d = group * gsize + d_in_group                                  # (1, BD, 1)
+    n = tl.arange(0, BLOCK_N)[None, None, :]                        # (1, 1, BN)
     n_mask = n < N
-    rows = tl.arange(0, BLOCK_L)
-    dn_mask = d_mask[:, None] & n_mask[None, :]
+    rows = tl.arange(0, BLOCK_L)[:, None, None]                    # (BL, 1, 1)
+    dn_mask = d_mask & n_mask
 
     for k in range(K):
         length = tl.load(tbl_ptr + k * 15)
         accumulate = tl.load(tbl_ptr + k * 15 + 1)
         finalize = tl.load(tbl_ptr + k * 15 + 2)
-        A = tl.load(A_ptr + (k * dim + d)[:, None] * N + n[None, :], mask=dn_mask, other=0.0)
+        A = tl.load(A_ptr + (k * dim + d) * N + n, mask=dn_mask, other=0.0)    # (1, BD, BN)
         ct = A.dtype  # fp32, or fp64 for fp64 inputs (the launcher casts A)
         if HAS_D:
             Dk = tl.load(D_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
         if HAS_BIAS:
             bias = tl.load(bias_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
-        h = tl.zeros((BLOCK_D, BLOCK_N), dtype=ct)
+        h = tl.zeros((1, BLOCK_D, BLOCK_N), dtype=ct)
         u_base = u_ptr + pid_b * su_b + k * su_k + d * su_d
         dt_base = dt_ptr + pid_b * sdt_b + k * sdt_k + d * sdt_d
         B_base = B_ptr + pid_b * sB_b + k * sB_k + group * sB_g + n * sB_n
         C_base = C_ptr + pid_b * sC_b + k * sC_k + group * sC_g + n * sC_n
-        y_off_d = pid_b * sy_b + d * sy_d
+        y_base = pid_b * sy_b + d * sy_d
+        z_base = z_ptr + pid_b * sz_b + d * sz_d
+        st_base = states_ptr + ((pid_b * K + k) * nchunk_max * dim + d) * N + n
         for c in range(tl.cdiv(length, BLOCK_L)):
             t = c * BLOCK_L + rows
-            t_mask = t < length
             c0, c1, c2 = route_coords(tbl_ptr, k, t)
+            t_mask = t < length
             if SAVE_STATES:
-                st = states_ptr + (((pid_b * K + k) * nchunk_max + c) * dim + d)[:, None] * N + n[None, :]
-                tl.store(st, h, mask=dn_mask)
-            td_mask = t_mask[:, None] & d_mask[None, :]
-            tn_mask = t_mask[:, None] & n_mask[None, :]
-            u = tl.load(u_base[None, :] + (c0 * su_0 + c1 * su_1 + c2 * su_2)[:, None], mask=td_mask,
-                        other=0.0).to(ct)
-            dt = tl.load(dt_base[None, :] + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2)[:, None], mask=td_mask,
+                tl.store(st_base + c * dim * N, h, mask=dn_mask)
+            td_mask = t_mask & d_mask
+            tn_mask = t_mask & n_mask
+            u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2), mask=td_mask,
+                        other=0.0).to(ct)                                            # (BL, BD, 1)
+            dt = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2), mask=td_mask,
                          other=0.0).to(ct)
             if HAS_BIAS:
-                dt = dt + bias[None, :]
+                dt = dt + bias
             if SOFTPLUS:
                 dt = softplus(dt)
             dt = tl.where(td_mask, dt, 0.0)  # padded steps: decay 1, no input, so the state passes through
-            Bt = tl.load(B_base[None, :] + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2)[:, None], mask=tn_mask,
+            Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2), mask=tn_mask,
+                         other=0.0).to(ct)                                           # (BL, 1, BN)
+            Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2), mask=tn_mask,
                          other=0.0).to(ct)
-            Ct = tl.load(C_base[None, :] + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2)[:, None], mask=tn_mask,
-                         other=0.0).to(ct)
-            decay = tl.exp(dt[:, :, None] * A[None, :, :])
-            drive = (dt * u)[:, :, None] * Bt[:, None, :]
+            decay = tl.exp(dt * A)
+            drive = (dt * u) * Bt
             decay_cum, drive_cum = tl.associative_scan((decay, drive), 0, scan_combine)
-            hs = decay_cum * h[None, :, :] + drive_cum
-            y = tl.sum(hs * Ct[:, None, :], axis=2)
+            hs = decay_cum * h + drive_cum
+            y = tl.sum(hs * Ct, axis=2, keep_dims=True)                                # (BL, BD, 1)
             if HAS_D:
-                y += u * Dk[None, :]
+                y += u * Dk
             # Padded rows repeat the last state, so the tile's last row is the state to carry.
-            h = tl.sum(tl.where((rows == BLOCK_L - 1)[:, None, None], hs, 0.0), axis=0)
+            h = tl.sum(tl.where(rows == BLOCK_L - 1, hs, 0.0), axis=0, keep_dims=True)
 
-            y_off = y_off_d[None, :] + (c0 * sy_0 + c1 * sy_1 + c2 * sy_2)[:, None]
+            y_off = y_base + (c0 * sy_0 + c1 * sy_1 + c2 * sy_2)
             if accumulate != 0:
                 y += tl.load(acc_ptr + y_off, mask=td_mask, other=0.0).to(ct)
             gate_now = False
             if GATE:
                 gate_now = finalize != 0
             if gate_now:
-                zv = tl.load(z_ptr + pid_b * sz_b + d[None, :] * sz_d + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2)[:, None],
-                             mask=td_mask, other=0.0).to(ct)
+                zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2), mask=td_mask,
+                             other=0.0).to(ct)
                 if SEPARATE_ACC:  # the ungated sum is kept for the backward pass
                     tl.store(acc_ptr + y_off, y.to(acc_ptr.dtype.element_ty), mask=td_mask)
                 tl.store(y_ptr + y_off, (y * zv / (1.0 + tl.exp(-zv))).to(y_ptr.dtype.element_ty), mask=td_mask)
             else:
                 tl.store(acc_ptr + y_off, y.to(acc_ptr.dtype.element_ty), mask=td_mask)
         if WRITE_LAST:
-            tl.store(last_ptr + ((pid_b * K + k) * dim + d)[:, None] * N + n[None, :], h, mask=dn_mask)
+            tl.store(last_ptr + ((pid_b * K + k) * dim + d) * N + n, h, mask=dn_mask)
         # The next route reads cells this route wrote, from other threads of this program.
         tl.debug_barrier()
