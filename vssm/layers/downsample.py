@@ -4,8 +4,6 @@
 "v2" and with ``kernel_size=3`` its "v3".
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,7 +1,5 @@
 """A pointwise (1x1) linear layer for feature maps in either layout, with one weight shape for both."""
 
-from __future__ import annotations
-
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,7 +1,5 @@
 """The two-layer MLP of a VSS block, for feature maps in either layout."""
 
-from __future__ import annotations
-
 from typing import Optional, Type
 
 import torch

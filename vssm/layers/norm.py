@@ -5,8 +5,6 @@ Both classes come from timm; this only picks the one matching the layout, with P
 default is 1e-6).
 """
 
-from __future__ import annotations
-
 from torch import nn
 from timm.layers import LayerNorm, LayerNorm2d
 

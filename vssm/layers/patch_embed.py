@@ -1,7 +1,5 @@
 """Stems that turn an image into the first feature map (stride 4) of a hierarchical backbone."""
 
-from __future__ import annotations
-
 from typing import Type
 
 import torch

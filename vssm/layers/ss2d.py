@@ -11,8 +11,6 @@ layout, and the scan kernel reads them along the route: nothing is copied per ro
 ``cross2d()`` (4 routes); other families pass their own route sets.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Optional, Tuple, Type, Union
 
@@ -25,6 +23,7 @@ from vssm.kernels import RouteSet, cross2d, routed_selective_scan
 
 from .linear import PointwiseLinear
 from .norm import channel_norm
+from .route_spec import route_spec, routes_from_spec
 
 __all__ = ["RoutedSSM", "SS2D", "resolve_dt_rank", "OUT_NORMS"]
 
@@ -82,6 +81,11 @@ class RoutedSSM(nn.Module):
         dd = dict(device=device, dtype=dtype)
         K = len(routes)
         self.routes = routes
+        # the routes again as plain lists: a TorchScript copy keeps these (not the RouteSet); see _scan
+        self.route_spec = route_spec(routes)
+        self.route_set_name = routes.name
+        self.num_routes = K
+        self.volume = routes.ndim == 3  # decided here, not from x.dim(), so torch.fx can trace callers
         self.channels_last = channels_last
         self.pad_to_multiple = pad_to_multiple
         self.skip_empty_routes = skip_empty_routes
@@ -93,10 +97,6 @@ class RoutedSSM(nn.Module):
         self.A_log = nn.Parameter(torch.empty(K, d_inner, d_state, **dd))
         self.D = nn.Parameter(torch.empty(K, d_inner, **dd))
         self.reset_parameters()
-
-    @property
-    def num_routes(self) -> int:
-        return len(self.routes)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -122,7 +122,7 @@ class RoutedSSM(nn.Module):
         """
         K, R, N = self.x_proj_weight.shape[0], self.dt_rank, self.d_state
         w = self.x_proj_weight.reshape(-1, self.d_inner)  # (K * (R + 2N), d)
-        if self.channels_last and x.dim() == 5:  # a volume (b, D, H, W, d) under 3-D routes
+        if self.channels_last and self.volume:  # a volume (b, D, H, W, d); decided at construction (torch.fx) under 3-D routes
             x_dbl = F.linear(x, w).reshape(x.shape[:4] + (K, R + 2 * N))
             dts, Bs, Cs = torch.split(x_dbl, [R, N, N], dim=-1)
             delta = torch.einsum("bzhwkr,kdr->bkzhwd", dts, self.dt_proj_weight)
@@ -142,7 +142,11 @@ class RoutedSSM(nn.Module):
     @torch.jit.ignore
     def _scan(self, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
               D: torch.Tensor, delta_bias: torch.Tensor) -> torch.Tensor:
-        routes = self.routes
+        if x.device.type == "meta":
+            # shapes only (timm builds and runs models on the meta device to check their structure): the
+            # output has x's shape and dtype, and running the reference scan op by op there takes seconds
+            return torch.empty_like(x)
+        routes = routes_from_spec(self.route_spec, self.route_set_name)
         if self.skip_empty_routes:
             grid = (x.shape[1], x.shape[2]) if self.channels_last else (x.shape[2], x.shape[3])
             keep = [k for k, n in enumerate(routes.lengths(grid)) if n > 0]
@@ -213,7 +217,8 @@ class SS2D(nn.Module):
                                        channels_last=channels_last, **dd)
         self.act = act_layer()
         # 3-D routes (e.g. cross3d) make this a volume mixer: the depthwise conv becomes a Conv3d
-        conv_cls = nn.Conv3d if routes is not None and routes.ndim == 3 else nn.Conv2d
+        self.volume = routes is not None and routes.ndim == 3
+        conv_cls = nn.Conv3d if self.volume else nn.Conv2d
         self.conv = (conv_cls(d_inner, d_inner, conv_size, padding=(conv_size - 1) // 2, groups=d_inner,
                               bias=conv_bias, **dd) if conv_size > 1 else None)
         self.ssm = RoutedSSM(d_inner, routes=routes, d_state=d_state, dt_rank=resolve_dt_rank(dt_rank, dim),
@@ -228,7 +233,7 @@ class SS2D(nn.Module):
     def _depthwise_conv(self, x: torch.Tensor) -> torch.Tensor:
         if self.conv is None:
             return x
-        if self.channels_last and x.dim() == 5:  # a volume (b, D, H, W, d)
+        if self.channels_last and self.volume:  # a volume (b, D, H, W, d); decided at construction (torch.fx)
             return self.conv(x.permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1)
         if self.channels_last:  # the permuted view is a channels_last-strided NCHW tensor: no copy
             return self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)

@@ -1,7 +1,5 @@
 """The VSS block: a pre-norm residual SS2D mixer, then (optionally) a pre-norm residual MLP."""
 
-from __future__ import annotations
-
 from typing import Any, Dict, Optional, Type
 
 import torch

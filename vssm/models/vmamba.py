@@ -17,15 +17,13 @@ checkpoints onto it (``checkpoint_filter_fn``). The internal layout is (B, H, W,
 reads routes of channel vectors); ``channels_last=False`` runs the same weights in (B, C, H, W).
 """
 
-from __future__ import annotations
-
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead, calculate_drop_path_rates, get_act_layer, trunc_normal_
+from timm.layers import ClassifierHead, calculate_drop_path_rates, get_act_layer, get_device_dtype, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
@@ -194,7 +192,8 @@ class VMamba(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         self.num_classes = num_classes
-        self.head.reset(num_classes, pool_type=global_pool, in_features=self.num_features)
+        self.head.reset(num_classes, pool_type=global_pool, in_features=self.num_features,
+                        **get_device_dtype(self))
 
     def forward_intermediates(
             self,
@@ -444,11 +443,11 @@ def vmamba_base_v0(pretrained: bool = False, **kwargs) -> VMamba:
 
 @register_model
 def test_vmamba(pretrained: bool = False, **kwargs) -> VMamba:
-    args = dict(_V2, depths=(1, 1, 2, 1), dims=(16, 24, 32, 48), ssm_ratio=1.0, drop_path_rate=0.0)
+    args = dict(_V2, depths=(1, 1, 2, 1), dims=(24, 32, 48, 64), ssm_ratio=1.0, drop_path_rate=0.0)
     return _create_vmamba("test_vmamba", pretrained, **dict(args, **kwargs))
 
 
 @register_model
 def test_vmamba_v0(pretrained: bool = False, **kwargs) -> VMamba:
-    args = dict(_V0, depths=(1, 1, 2, 1), dims=(16, 24, 32, 48), d_state=4, drop_path_rate=0.0)
+    args = dict(_V0, depths=(1, 1, 2, 1), dims=(24, 32, 48, 64), d_state=4, drop_path_rate=0.0)
     return _create_vmamba("test_vmamba_v0", pretrained, **dict(args, **kwargs))
