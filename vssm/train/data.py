@@ -111,7 +111,10 @@ def build_train_loader(
     sampler = _train_sampler(dataset, ctx, seed, args.aug_repeats)
     loader = DataLoader(
         dataset, batch_size=args.batch_size, sampler=sampler, drop_last=True, num_workers=args.workers,
-        pin_memory=args.pin_mem and ctx.device.type == "cuda", persistent_workers=args.workers > 0,
+        pin_memory=args.pin_mem and ctx.device.type == "cuda",
+        # fresh workers every epoch: their seeds come from the RNG re-seeded at each epoch start, so a resumed
+        # run augments exactly as an uninterrupted one (persistent workers would carry their RNG over)
+        persistent_workers=False,
     )
     return loader, sampler
 
