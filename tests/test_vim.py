@@ -141,6 +141,20 @@ def test_dynamic_size_uses_resampled_table_and_checkpoint_resamples():
         fixed(x)
 
 
+def test_set_input_size_resamples_the_table_around_the_class_token():
+    model = small_vim(img_size=32, patch_size=8, patch_stride=8).eval()
+    x = torch.randn(1, 3, 48, 40)
+    before = model(x)                                                   # resampled on the fly
+    old_cls_row = model.pos_embed[:, 8].clone()
+    model.requires_grad_(False)
+    model.set_input_size(img_size=(48, 40))
+    assert model.pos_embed.shape == (1, 31, 32) and not model.pos_embed.requires_grad
+    torch.testing.assert_close(model.pos_embed[:, 30 // 2], old_cls_row)
+    torch.testing.assert_close(model(x), before)                        # same table, now stored
+    with pytest.raises(ValueError, match="patch size"):
+        model.set_input_size(patch_size=4)
+
+
 def test_add_rms_norm_keeps_fp32_residual_and_returns_input_dtype():
     h, res, w = torch.randn(2, 3, 8, dtype=torch.bfloat16), torch.randn(2, 3, 8), torch.rand(8)
     normed, new_res = add_rms_norm(h, res, w, 1e-5, residual_in_fp32=True)

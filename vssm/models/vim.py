@@ -120,6 +120,11 @@ class VimPatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=stride,
                               device=device, dtype=dtype)
 
+    def set_img_size(self, img_size) -> None:
+        self.img_size = to_2tuple(img_size)
+        self.grid_size = self.feat_size(self.img_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+
     def feat_size(self, img_size) -> Tuple[int, int]:
         """Token grid (rows, cols) for an image of ``img_size`` (H, W)."""
         return tuple((s - p) // self.stride + 1 for s, p in zip(img_size, self.patch_size))
@@ -293,6 +298,21 @@ class VisionMamba(nn.Module):
         self.head = nn.Linear(self.embed_dim, num_classes, device=w.device, dtype=w.dtype) \
             if num_classes > 0 else nn.Identity()
         self.head.train(self.training)
+
+    @torch.jit.ignore
+    def set_input_size(self, img_size=None, patch_size=None) -> None:
+        """Change the nominal input size: the position table is resampled to the new token grid (class-token
+        row kept apart and put back at the new middle). The patch size cannot change."""
+        if patch_size is not None and to_2tuple(patch_size) != self.patch_embed.patch_size:
+            raise ValueError(f"set_input_size cannot change the patch size {self.patch_embed.patch_size}")
+        if img_size is None:
+            return
+        old_grid = self.patch_embed.grid_size
+        self.patch_embed.set_img_size(img_size)
+        if self.pos_embed is not None and self.patch_embed.grid_size != old_grid:
+            table = resample_pos_embed_with_token(self.pos_embed.detach(), self.patch_embed.grid_size, old_grid,
+                                                  self.num_prefix_tokens, self.class_token_position)
+            self.pos_embed = nn.Parameter(table, requires_grad=self.pos_embed.requires_grad)
 
     def class_token_index(self, num_patches: int) -> int:
         """Position of the class token in a sequence of ``num_patches`` patch tokens plus the class token."""
