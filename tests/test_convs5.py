@@ -180,4 +180,8 @@ def test_bad_input_is_named():
         cell(torch.zeros(1, 2, 8, 4, 4))
     with pytest.raises(ValueError, match="state must be"):
         ConvLSTMCell(8)(torch.zeros(1, 2, 8, 4, 4), torch.zeros(1, 2, 8, 4, 5))
+    with pytest.raises(ValueError, match="hidden size"):
+        SequenceStack(8, 1, cell="convlstm", hidden=16)
+    with pytest.raises(ValueError, match="cell must be"):
+        SequenceStack(8, 1, cell="gru")
     assert isinstance(model, VideoPredictor)

@@ -22,6 +22,9 @@ def make_cell(cell: str, dim: int, **cell_kwargs) -> nn.Module:
     if cell == "convs5":
         return ConvS5SSM(dim, **cell_kwargs)
     if cell == "convlstm":
+        hidden = cell_kwargs.get("hidden")
+        if hidden is not None and hidden != dim:   # its output h_t is added to the layer input
+            raise ValueError(f"a ConvLSTM layer's hidden size must equal its input width {dim}, got {hidden}")
         return ConvLSTMCell(dim, **cell_kwargs)
     raise ValueError(f"cell must be 'convs5' or 'convlstm', got {cell!r}")
 
