@@ -38,7 +38,13 @@ def test_trains_a_vssm_model(tmp_path, image_folder):
         import pytest
 
         pytest.skip("vmamba family not registered")
-    result = fit(fast_options(image_folder, tmp_path / "run", model="test_vmamba", epochs=2, lr=3e-3))
+    kwargs = {"depths": (1, 1, 1, 1)}  # a tuple, as the command line gives it; YAML and checkpoints hold lists
+    fit(fast_options(image_folder, tmp_path / "run", model="test_vmamba", model_kwargs=kwargs, epochs=2, lr=3e-3))
+    # asking for one more epoch continues the finished run from its checkpoint
+    result = fit(fast_options(image_folder, tmp_path / "run", model="test_vmamba", model_kwargs=kwargs, epochs=3,
+                              lr=3e-3))
+    assert result.summary["epochs_done"] == 3
     rows = read_csv(os.path.join(tmp_path, "run", "steps.csv"))
+    assert [int(r["step"]) for r in rows] == list(range(1, 19))  # 6 updates per epoch, each logged once
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
     assert isinstance(result.model, torch.nn.Module)

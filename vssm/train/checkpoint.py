@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import torch
 
+from .config import plain
+
 LAST = "last.pth"
 BEST = "best.pth"
 
@@ -41,15 +43,6 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return state
 
 
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, recursively: options from YAML (lists) and the command line (tuples) compare equal."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def check_compatible(state: dict[str, Any], path: str, model_name: str, num_classes: int,
                      model_kwargs: dict[str, Any]) -> None:
     """Refuse a checkpoint of another model, class count or architecture options before anything is written."""
@@ -58,7 +51,7 @@ def check_compatible(state: dict[str, Any], path: str, model_name: str, num_clas
                          f"'{model_name}'; choose another --output or --resume")
     if state.get("num_classes") != num_classes:
         raise ValueError(f"checkpoint {path} has {state.get('num_classes')} classes, this dataset has {num_classes}")
-    if _plain(state.get("model_kwargs") or {}) != _plain(model_kwargs or {}):
+    if plain(state.get("model_kwargs") or {}) != plain(model_kwargs or {}):
         raise ValueError(f"checkpoint {path} was built with model_kwargs {state.get('model_kwargs')}, "
                          f"this run uses {model_kwargs}")
 
@@ -72,7 +65,7 @@ def training_state(*, model_name: str, model_kwargs: dict, num_classes: int, cla
     """
     return dict(
         model_name=model_name,
-        model_kwargs=_plain(model_kwargs or {}),
+        model_kwargs=plain(model_kwargs or {}),
         num_classes=num_classes,
         class_to_idx=dict(class_to_idx),
         epoch=epoch,
@@ -82,7 +75,7 @@ def training_state(*, model_name: str, model_kwargs: dict, num_classes: int, cla
         optimizer=optimizer.state_dict(),
         ema=ema.module.state_dict() if ema is not None else None,
         scaler=scaler.state_dict() if scaler is not None else None,
-        args=_plain(vars(args)),
+        args=plain(vars(args)),
     )
 
 

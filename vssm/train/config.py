@@ -181,3 +181,13 @@ def scaled_learning_rates(args: argparse.Namespace, world_size: int) -> dict[str
     lr = args.lr if args.lr is not None else args.lr_base * factor
     extra = factor if args.scale_warmup_min_lr else 1.0
     return dict(lr=lr, warmup_lr=args.warmup_lr * extra, min_lr=args.min_lr * extra, global_batch=global_batch)
+
+
+def plain(value: Any) -> Any:
+    """Tuples -> lists, recursively: options from YAML (lists) and the command line (tuples) compare equal,
+    and YAML / ``weights_only`` checkpoints can hold them."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value

@@ -25,7 +25,7 @@ from timm.utils import ModelEmaV3, NativeScaler
 from torch.nn.parallel import DistributedDataParallel
 
 from . import checkpoint as ckpt
-from .config import scaled_learning_rates
+from .config import plain, scaled_learning_rates
 from .data import (FolderSummary, build_eval_loader, build_train_loader, check_batch_fits, check_val_classes,
                    inspect_image_folder)
 from .distributed import (DistContext, barrier, cleanup_distributed, epoch_seed, fail_together, init_distributed,
@@ -121,9 +121,8 @@ def _say(ctx: DistContext, msg: str) -> None:
 
 
 def _dump_config(args: argparse.Namespace, path: str) -> None:
-    plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "config"}
     with open(path, "w") as f:
-        yaml.safe_dump(plain, f, sort_keys=True)
+        yaml.safe_dump(plain({k: v for k, v in vars(args).items() if k != "config"}), f, sort_keys=True)
 
 
 def fit(args: argparse.Namespace) -> FitResult:
@@ -221,7 +220,8 @@ def _fit(args: argparse.Namespace, ctx: DistContext) -> FitResult:
             epoch_log.append(row)
             state = ckpt.training_state(
                 model_name=args.model, model_kwargs=args.model_kwargs, num_classes=plan.num_classes,
-                class_to_idx=plan.train.class_to_idx, model=model, optimizer=optimizer, ema=ema, scaler=scaler, epoch=epoch + 1, num_updates=num_updates, best_top1=best_top1, args=args)
+                class_to_idx=plan.train.class_to_idx, model=model, optimizer=optimizer, ema=ema, scaler=scaler,
+                epoch=epoch + 1, num_updates=num_updates, best_top1=best_top1, args=args)
             ckpt.save_atomically(state, os.path.join(args.output, ckpt.LAST))
             if improved:
                 shutil.copyfile(os.path.join(args.output, ckpt.LAST), os.path.join(args.output, ckpt.BEST))
