@@ -26,5 +26,7 @@ class Family:
 
 FAMILIES = [
     Family(module="vmamba", models=("test_vmamba", "test_vmamba_v0"), cfg_only=("vmamba_*",)),
+    Family(module="msvmamba", models=("test_msvmamba",), cfg_only=("msvmamba_*",)),
+    Family(module="efficient_vmamba", models=("test_efficient_vmamba",), cfg_only=("efficient_vmamba_*",)),
     Family(module="vim", models=("test_vim",), cfg_only=("vim_*",), non_std=True),
 ]

@@ -33,11 +33,12 @@ import torch.nn.functional as F
 from torch import nn
 from timm.layers import register_notrace_module
 
-from vssm.kernels import Route, RouteSet, cross2d, routed_selective_scan, time_route
+from vssm.kernels import RouteSet, cross2d, routed_selective_scan, time_route
 
 from .channel_attention import ChannelAttention
 from .linear import PointwiseLinear
 from .norm import channel_norm
+from .route_spec import route_spec, routes_from_spec
 from .ss2d import RoutedSSM, resolve_dt_rank
 
 __all__ = ["MultiScaleSS2D", "ChainedRoutedSSM", "ms2d_fine_routes", "ms2d_coarse_routes"]
@@ -56,9 +57,9 @@ def ms2d_coarse_routes() -> RouteSet:
 
 
 @lru_cache(maxsize=64)
-def _chain_index(spec: tuple, grid: Tuple[int, int]) -> torch.Tensor:
-    """Flat grid index of every step of the routes ``spec`` visited one after the other (CPU, int64)."""
-    return torch.cat([Route(*r).indices(grid) for r in spec])
+def _chain_index(routes: RouteSet, grid: Tuple[int, int]) -> torch.Tensor:
+    """Flat grid index of every step of ``routes`` visited one after the other (CPU, int64)."""
+    return torch.cat([r.indices(grid) for r in routes])
 
 
 @register_notrace_module  # gathers by route indices computed from the map's shape: a leaf for torch.fx
@@ -78,13 +79,16 @@ class ChainedRoutedSSM(RoutedSSM):
         super().__init__(d_inner, routes=RouteSet(routes.routes[:1], routes.name), channels_last=False, **kwargs)
         self.routes = routes
         # the chain as plain lists: a TorchScript copy of the module keeps these (not the RouteSet)
-        self.chain_spec = [(list(r.order), list(r.flips), list(r.start), list(r.step)) for r in routes]
+        self.chain_spec = route_spec(routes)
+        self.chain_name = routes.name
 
     @torch.jit.ignore
     def _chained_scan(self, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                       D: torch.Tensor, delta_bias: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        spec = tuple(tuple(tuple(part) for part in r) for r in self.chain_spec)
-        index = _chain_index(spec, (x.shape[2], x.shape[3])).to(x.device)
+        index = _chain_index(routes_from_spec(self.chain_spec, self.chain_name), (x.shape[2], x.shape[3]))
+        index = index.to(x.device)
+        if x.device.type == "meta":  # shapes only (timm's meta-device checks): skip the op-by-op reference scan
+            return x.new_empty(x.shape[:2] + index.shape), index
 
         def seq(t):  # (..., H, W) -> (..., steps) along the chain
             return t.flatten(-2)[..., index]
