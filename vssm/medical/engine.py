@@ -67,13 +67,14 @@ def train_loader(items: list[dict], crop_size: Sequence[int], batch_size: int, s
                  flip: bool = True):
     """A MONAI DataLoader of random crops: ``samples_per_item`` crops per item, half centred on tissue."""
     from monai.data import DataLoader, Dataset
-    from monai.transforms import Compose, RandCropByPosNegLabeld, RandFlipd
+    from monai.transforms import Compose, EnsureTyped, RandCropByPosNegLabeld, RandFlipd
 
     keys = ["image", "label"]
     transforms = [RandCropByPosNegLabeld(keys, label_key="label", spatial_size=list(crop_size), pos=1, neg=1,
                                          num_samples=samples_per_item)]
     if flip:  # left-right: the template is symmetric, so this only regularises
         transforms.append(RandFlipd(keys, prob=0.5, spatial_axis=0))
+    transforms.append(EnsureTyped(keys, track_meta=False))  # plain tensors: the networks slice batches
     dataset = Dataset([{k: item[k] for k in keys} for item in items], transform=Compose(transforms))
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
 

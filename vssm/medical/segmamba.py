@@ -129,7 +129,7 @@ class SegMambaEncoder(nn.Module):
 
     def __init__(self, in_channels: int, depths: Sequence[int], widths: Sequence[int], norm_name="instance",
                  inter_slice: str = "depth", num_slices: Optional[Sequence[int]] = None,
-                 use_checkpoint: bool = False):
+                 use_checkpoint: bool = False, d_state: int = 16):
         super().__init__()
         self.use_checkpoint = use_checkpoint
         self.downsample_layers = nn.ModuleList([nn.Sequential(nn.Conv3d(in_channels, widths[0], 7, 2, 3))])
@@ -139,7 +139,8 @@ class SegMambaEncoder(nn.Module):
         slices = num_slices or [None] * 4
         self.gscs = nn.ModuleList([GSC(w, norm_name) for w in widths])
         self.stages = nn.ModuleList([
-            nn.Sequential(*[TriOrientedMambaLayer(widths[i], inter_slice=inter_slice, num_slices=slices[i])
+            nn.Sequential(*[TriOrientedMambaLayer(widths[i], d_state=d_state, inter_slice=inter_slice,
+                                                  num_slices=slices[i])
                             for _ in range(depths[i])])
             for i in range(4)])
         self.out_norms = nn.ModuleList([_norm3d(norm_name, w) for w in widths])
@@ -172,7 +173,7 @@ class SegMamba(nn.Module):
 
     Args (MONAI names; the official ``in_chans``, ``out_chans``, ``feat_size`` are accepted too):
         in_channels, out_channels: input channels and classes.
-        depths: Mamba layers per stage (4 stages).
+        depths: Mamba layers per stage (4 stages; 0 leaves a stage with its GSC block only).
         feature_size: widths of the four stages, or an int ``f`` for (f, 2f, 4f, 8f).
         hidden_size: width of the bottleneck block.
         norm_name: norm of the encoder's conv blocks and of the decoder (MONAI name or tuple); "instance" as
@@ -181,12 +182,13 @@ class SegMamba(nn.Module):
         inter_slice: "depth" or "chunks" (see the module docstring); num_slices: per-stage chunk counts for
             "chunks" (official: 64, 32, 16, 8 at 128^3).
         use_checkpoint: activation checkpointing of the Mamba layers (3-D memory).
+        d_state: SSM state size (16 as published).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 13, depths: Sequence[int] = (2, 2, 2, 2),
                  feature_size=(48, 96, 192, 384), hidden_size: int = 768, norm_name="instance",
                  res_block: bool = True, spatial_dims: int = 3, inter_slice: str = "depth",
-                 num_slices: Optional[Sequence[int]] = None, use_checkpoint: bool = False, *,
+                 num_slices: Optional[Sequence[int]] = None, use_checkpoint: bool = False, d_state: int = 16, *,
                  in_chans: Optional[int] = None, out_chans: Optional[int] = None, feat_size=None):
         super().__init__()
         from monai.networks.blocks.dynunet_block import UnetOutBlock
@@ -208,7 +210,7 @@ class SegMamba(nn.Module):
             num_slices = list(as_tuple(num_slices if num_slices is not None else (64, 32, 16, 8), 4, "num_slices"))
         self.in_channels, self.out_channels, self.widths = in_channels, out_channels, widths
         self.vit = SegMambaEncoder(in_channels, depths, widths, norm_name, inter_slice, num_slices,
-                                   use_checkpoint)
+                                   use_checkpoint, d_state)
         basic = dict(spatial_dims=3, kernel_size=3, stride=1, norm_name=norm_name, res_block=res_block)
         up = dict(spatial_dims=3, kernel_size=3, upsample_kernel_size=2, norm_name=norm_name, res_block=res_block)
         self.encoder1 = UnetrBasicBlock(in_channels=in_channels, out_channels=widths[0], **basic)

@@ -108,8 +108,8 @@ class VMUNet(nn.Module):
         self.sigmoid_single_class, self.use_checkpoint = sigmoid_single_class, use_checkpoint
         self.multiple = 4 * 2 ** (n - 1)
         self.patch_embed = PatchEmbed(in_channels, dims[0], patch_size=4, norm=True, channels_last=True)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        dpr_dec = torch.linspace(0, drop_path_rate, sum(depths_decoder)).tolist()[::-1]
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
+        dpr_dec = torch.linspace(0, drop_path_rate, sum(depths_decoder), device="cpu").tolist()[::-1]
         self.encoder = nn.ModuleList([
             EncoderStage(dims[i], depths[i], dpr[sum(depths[:i]):sum(depths[:i + 1])], d_state, i < n - 1)
             for i in range(n)])
