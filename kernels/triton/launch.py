@@ -30,18 +30,19 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def tile_config(N: int, gsize: int, max_len: int) -> tuple[int, int, int]:
     """(BLOCK_L, BLOCK_D, num_warps) for a state size, a group size and the longest route.
 
-    The 3-D tile BLOCK_L x BLOCK_D x BLOCK_N lives in registers through the scan, so it is kept near 4096
-    elements (2048 for N = 1). Narrow channel blocks won on an H100 (notes/kernels.md: at 56x56, batch 128,
-    fwd+bwd 16 ms with 128x16 tiles vs 55 ms with 64x64 for N = 1; 16x16 best for N = 16): more programs
-    run side by side, each a sequential chain of tiles. ``VSSM_SCAN_TILE="L,D,warps"`` overrides.
+    The 3-D tile BLOCK_L x BLOCK_D x BLOCK_N lives in registers through the scan, so it is kept at 2048
+    (N <= 4) or 4096 elements. Chosen from H100 sweeps at 56x56, batch 128 (notes/kernels.md): fwd+bwd best
+    with 64x32 tiles for N = 1 (12.7 ms; 64x64 took 55 ms) and 16x16 for N = 16 (92 ms; wider or longer
+    tiles 2.5-3x slower): narrow blocks let more programs run side by side, each a sequential chain of
+    tiles. ``VSSM_SCAN_TILE="L,D,warps"`` overrides.
     """
     override = os.environ.get("VSSM_SCAN_TILE")
     bn = _next_pow2(N)
     if override:
         bl, bd, warps = (int(v) for v in override.split(","))
     else:
-        bd = 16 if bn <= 16 else 8
-        bl = max(8, min(128, 4096 // (bd * bn)))
+        bd = 32 if bn <= 4 else (16 if bn <= 16 else 8)
+        bl = max(8, min(128, (2048 if bn <= 4 else 4096) // (bd * bn)))
         warps = 4
     bd = min(bd, _next_pow2(gsize))
     bl = min(bl, _next_pow2(max_len))
