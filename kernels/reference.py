@@ -33,27 +33,29 @@ def _chunk_size(length: int) -> int:
 
 def _chunked_scan(decay, inp, initial_state, readout):
     """Time-major core of the scan (axis 0 is time). Returns (per-step outputs, last state): the outputs are
-    all states, or ``sum(states * readout, -1)`` when ``readout`` is given (then the states are never stored
-    whole, which keeps the working set small for large N)."""
+    all states, or ``sum(states * readout, -1)`` when ``readout`` (broadcastable, time-major) is given; then
+    the states are never stored whole, which keeps the working set small for large N.
+
+    The first ``nc * T`` steps run as chunks (views, no copies); the ``length - nc * T < T`` steps left over
+    run as a plain tail from the last carry.
+    """
     length = decay.shape[0]
     T = _chunk_size(length)
-    nc = -(-length // T)
-    pad = nc * T - length
+    nc = length // T
+    main = nc * T
 
-    def chunked(x, fill):
-        if x is None:
-            return None
-        if pad:
-            x = torch.cat([x, x.new_full((pad,) + x.shape[1:], fill)], 0)
-        return x.reshape((nc, T) + x.shape[1:])
+    def chunked(x):
+        if x is None or x.shape[0] == 1:        # broadcast along time
+            return None if x is None else x.unsqueeze(0)
+        return x[:main].reshape((nc, T) + x.shape[1:])
 
-    decay, inp, readout = chunked(decay, 1.0), chunked(inp, 0.0), chunked(readout, 0.0)
+    dec, drv, rd = chunked(decay), chunked(inp), chunked(readout)
 
     # Pass 1: each chunk's end state from a zero start, and its total decay.
-    h = torch.zeros_like(inp[:, 0])
+    h = torch.zeros_like(drv[:, 0])
     for t in range(T):
-        h = torch.addcmul(inp[:, t], decay[:, t], h)
-    chunk_decay = decay.prod(dim=1)
+        h = torch.addcmul(drv[:, t], dec[:, t], h)
+    chunk_decay = dec.prod(dim=1)
 
     # Pass 2: the state entering each chunk (h_{-1} for the first one).
     carry = torch.zeros_like(h[0]) if initial_state is None else initial_state.to(h.dtype)
@@ -62,15 +64,27 @@ def _chunked_scan(decay, inp, initial_state, readout):
         carries.append(carry)
         carry = torch.addcmul(h[c], chunk_decay[c], carry)
 
-    # Pass 3: rerun every chunk from its true entering state. Padded steps keep the state unchanged.
+    def read(state, r):
+        return state if r is None else (state * r).sum(-1)
+
+    # Pass 3: rerun every chunk from its true entering state.
     h = torch.stack(carries, 0)
     outputs = []
     for t in range(T):
-        h = torch.addcmul(inp[:, t], decay[:, t], h)
-        outputs.append(h if readout is None else (h * readout[:, t]).sum(-1))
-    outputs = torch.stack(outputs, 1)                                       # (nc, T, ...)
-    outputs = outputs.reshape((nc * T,) + outputs.shape[2:])[:length]
-    return outputs, h[-1]
+        h = torch.addcmul(drv[:, t], dec[:, t], h)
+        outputs.append(read(h, None if rd is None else rd[:, t if rd.shape[1] > 1 else 0]))
+    outputs = torch.stack(outputs, 1)
+    outputs = outputs.reshape((main,) + outputs.shape[2:])
+    last = h[-1]
+
+    # Tail: the steps after the last whole chunk.
+    tail = []
+    for t in range(main, length):
+        last = torch.addcmul(inp[t], decay[t], last)
+        tail.append(read(last, None if readout is None else readout[t if readout.shape[0] > 1 else 0]))
+    if tail:
+        outputs = torch.cat([outputs, torch.stack(tail, 0)], 0)
+    return outputs, last
 
 
 def linear_scan_ref(decay: torch.Tensor, inp: torch.Tensor, initial_state: torch.Tensor | None = None,
@@ -87,17 +101,16 @@ def linear_scan_ref(decay: torch.Tensor, inp: torch.Tensor, initial_state: torch
     return states.movedim(0, dim)
 
 
-def _expand_bc(x: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
-    """B or C as a tensor broadcastable against (batch, dim, L, N)."""
+def _time_major_bc(x: torch.Tensor, groups: int, dtype: torch.dtype) -> torch.Tensor:
+    """B or C broadcastable against the grouped time-major state (L, batch, G, dim/G, N), without copies."""
     x = x.to(dtype)
     if x.dim() == 2:                                  # (dim, N): fixed over time and batch
-        return x[None, :, None, :]                    # (1, dim, 1, N)
+        return x.reshape(1, 1, groups, -1, x.shape[-1])
     if x.dim() == 3:                                  # (batch, N, L): shared by all channels
-        return x.transpose(1, 2).unsqueeze(1)         # (batch, 1, L, N)
-    groups = x.shape[1]                               # (batch, G, N, L): group g serves dim // G channels
-    x = x.transpose(2, 3).unsqueeze(2)                # (batch, G, 1, L, N)
-    x = x.expand(-1, -1, dim // groups, -1, -1)
-    return x.reshape(x.shape[0], dim, x.shape[3], x.shape[4])
+        return x.permute(2, 0, 1)[:, :, None, None, :]
+    if x.shape[1] != groups:                          # B and C grouped differently: refine to the common groups
+        x = x.repeat_interleave(groups // x.shape[1], dim=1)
+    return x.permute(3, 0, 1, 2).unsqueeze(3)         # (batch, G, N, L) -> (L, batch, G, 1, N)
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -117,20 +130,20 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         delta = delta + delta_bias.to(ct)[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
-    dim = u.shape[1]
-    A = A.to(ct)
-    # Elementwise work in the inputs' own (batch, dim, L, N) layout, then one copy to time-major
-    # (L, batch, dim, N) so every vectorised step of the scan reads contiguous rows.
-    delta_n = delta.unsqueeze(-1)                                            # (batch, dim, L, 1)
-    decay = torch.exp(delta_n * A[:, None, :])                               # (batch, dim, L, N)
-    drive = (delta_n * u.unsqueeze(-1)) * _expand_bc(B, dim, ct)
-    decay = decay.permute(2, 0, 1, 3).contiguous()
-    drive = drive.permute(2, 0, 1, 3).contiguous()
-    readout = _expand_bc(C, dim, ct).permute(2, 0, 1, 3)                       # (L or 1, batch|1, dim|1, N)
-    readout = readout.expand(decay.shape[0], *readout.shape[1:])
-    h0 = None if initial_state is None else initial_state.to(ct)
-    y, last_state = _chunked_scan(decay, drive, h0, readout)                   # (L, batch, dim), (batch, dim, N)
-    y = y.permute(1, 2, 0)
+    batch, dim, length = u.shape
+    # Channels split as (G, dim/G) so grouped B/C broadcast instead of being copied per channel; tensors are
+    # built time-major (L, batch, G, dim/G, N) so every vectorised step of the scan reads contiguous rows.
+    groups = math.lcm(*(x.shape[1] for x in (B, C) if x.dim() == 4), 1)   # divides dim, as each count does
+    split = (length, batch, groups, dim // groups)
+    delta_tm = delta.permute(2, 0, 1).reshape(split).unsqueeze(-1)           # (L, b, G, dG, 1)
+    u_tm = u.permute(2, 0, 1).reshape(split).unsqueeze(-1)
+    decay = torch.exp(delta_tm * A.to(ct).reshape(groups, dim // groups, -1))
+    drive = (delta_tm * u_tm) * _time_major_bc(B, groups, ct)
+    readout = _time_major_bc(C, groups, ct)
+    h0 = None if initial_state is None else initial_state.to(ct).reshape(batch, groups, dim // groups, -1)
+    y, last_state = _chunked_scan(decay, drive, h0, readout)                 # (L, b, G, dG), (b, G, dG, N)
+    y = y.reshape(length, batch, dim).permute(1, 2, 0)
+    last_state = last_state.reshape(batch, dim, -1)
     if D is not None:
         y = y + u * D.to(ct)[:, None]
     if z is not None:
