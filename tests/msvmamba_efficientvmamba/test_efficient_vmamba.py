@@ -184,3 +184,17 @@ def test_bad_arguments():
         RoutedSSM(6, routes=atrous2d(), pad_to_multiple=0)
     with pytest.raises(TypeError):
         timm.create_model("test_efficient_vmamba", not_an_option=1)
+
+
+def test_pretrained_file_through_timm(tmp_path):
+    """A released-format .pth loads through timm, also with a new classifier size."""
+    g = torch.Generator().manual_seed(0)
+    official = {k: (torch.tensor(7) if s == () else torch.randn(s, generator=g))
+                for k, s in _official_shapes("test_efficient_vmamba").items()}
+    path = tmp_path / "efficient_vmamba.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in official.items()}}, path)
+    model = timm.create_model("test_efficient_vmamba", pretrained=True, num_classes=7,
+                              pretrained_cfg_overlay=dict(file=str(path)))
+    assert model.head.fc.weight.shape == (7, 64)
+    assert torch.equal(model.stages[0].blocks[0].mixer.ssm.x_proj_weight,
+                       official["layers.0.blocks.0.op.x_proj_weight"])

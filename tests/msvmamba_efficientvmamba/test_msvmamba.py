@@ -182,3 +182,18 @@ def test_bad_arguments():
         ChainedRoutedSSM(8, routes=[cross2d()[0]])
     with pytest.raises(TypeError):
         timm.create_model("test_msvmamba", not_an_option=1)
+
+
+def test_pretrained_file_through_timm(tmp_path):
+    """A released-format .pth loads through timm (``pretrained_cfg_overlay=dict(file=...)``), also with a
+    new classifier size (timm drops the old head after the filter)."""
+    depths, dims = MSVMAMBA_CONFIGS["test_msvmamba"]
+    official = _random_state(msvmamba_shapes(depths, dims))
+    path = tmp_path / "msvmamba.pth"
+    torch.save({"model": official, "epoch": 299}, path)
+    model = timm.create_model("test_msvmamba", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert torch.equal(model.head.fc.weight, official["classifier.head.weight"])
+    model = timm.create_model("test_msvmamba", pretrained=True, num_classes=7,
+                              pretrained_cfg_overlay=dict(file=str(path)))
+    assert model.head.fc.weight.shape == (7, dims[-1])
+    assert torch.equal(model.stem.proj.weight, official["patch_embed.0.weight"])
