@@ -32,7 +32,7 @@ from typing import Any, Dict, Optional, Sequence, Union
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead, DropPath, calculate_drop_path_rates, trunc_normal_
+from timm.layers import ClassifierHead, DropPath, calculate_drop_path_rates
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._efficientnet_blocks import InvertedResidual, SqueezeExcite
 
