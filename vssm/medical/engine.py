@@ -141,12 +141,12 @@ def save_overlay(path: str, test: TemplateVolume, pred: torch.Tensor, baseline: 
     for row, z in enumerate(zs):
         for col, (title, vol) in enumerate(columns):
             ax = axes[row][col]
-            img = vol[0, :, :, z].float().T.flip(0)  # RAS array -> radiological-free display, anterior up
+            img = vol[0, :, :, z].float().T.flip(0)  # (X, Y) of the RAS array -> rows = anterior at the top
             if col == 0:
-                ax.imshow(img, cmap="gray")
+                ax.imshow(img.numpy(), cmap="gray")
             else:
-                ax.imshow(test.image[0, :, :, z].T.flip(0), cmap="gray")
-                ax.imshow(torch.where(img > 0, img, torch.nan), cmap="viridis", vmin=0, vmax=2, alpha=0.55)
+                ax.imshow(test.image[0, :, :, z].T.flip(0).numpy(), cmap="gray")
+                ax.imshow(torch.where(img > 0, img, torch.nan).numpy(), cmap="viridis", vmin=0, vmax=2, alpha=0.55)
             ax.set_axis_off()
             ax.set_title(f"{title} z={test.z_range[0] + z}", fontsize=8)
     fig.tight_layout()
