@@ -58,6 +58,7 @@ def test_with_cp_gives_the_same_outputs_and_gradients():
     torch.manual_seed(0)
     a = build()
     b = build(with_cp=True)
+    assert all(stage.grad_checkpointing for stage in b.body.stages)
     b.load_state_dict(a.state_dict())
     x = torch.randn(1, 3, 64, 64)
     ya, yb = a(x), b(x)

@@ -74,7 +74,7 @@ class TimmPyramidBackbone(BaseModule):
         self.norm_eval = norm_eval
         self.frozen_stages = frozen_stages
         if with_cp:
-            body.set_grad_checkpointing(True)
+            self.inner.set_grad_checkpointing(True)
         self._freeze()
 
     # inner model: the timm classification model whose checkpoints load (the body itself here)
