@@ -25,7 +25,6 @@ Data flow for ``x`` (b, h, w, dim)::
 """
 
 # no ``from __future__ import annotations``: TorchScript reads the annotations of @torch.jit.ignore'd methods
-from functools import lru_cache
 from typing import Optional, Tuple, Type, Union
 
 import torch
@@ -56,9 +55,9 @@ def ms2d_coarse_routes() -> RouteSet:
     return RouteSet((c[2], c[1], c[3]), "ms2d_coarse")
 
 
-@lru_cache(maxsize=64)
 def _chain_index(routes: RouteSet, grid: Tuple[int, int]) -> torch.Tensor:
-    """Flat grid index of every step of ``routes`` visited one after the other (CPU, int64)."""
+    """Flat grid index of every step of ``routes`` visited one after the other (CPU, int64). Not cached here:
+    a tensor cached while an exporter traces (fake tensors) would leak into later eager calls."""
     return torch.cat([r.indices(grid) for r in routes])
 
 
