@@ -39,6 +39,11 @@ def resolve_dt_rank(dt_rank: Union[int, str], dim: int) -> int:
     return dt_rank
 
 
+def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """The SSM parameters in fp32 (as the reference keeps them), or fp64 for a model in fp64."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 @register_notrace_module  # the scan call takes a RouteSet and validates values: a leaf for torch.fx
 class RoutedSSM(nn.Module):
     """Input-dependent SSM along every route of ``routes``, with separate parameters per route.
@@ -165,8 +170,8 @@ class RoutedSSM(nn.Module):
             pad_h, pad_w = (m - H % m) % m, (m - W % m) % m
             x = F.pad(x, [0, 0, 0, pad_w, 0, pad_h] if self.channels_last else [0, pad_w, 0, pad_h])
         delta, B, C = self.project(x)
-        A = -torch.exp(self.A_log.float())
-        y = self._scan(x, delta, A, B, C, self.D.float(), self.dt_proj_bias.float())
+        A = -torch.exp(_at_least_fp32(self.A_log))
+        y = self._scan(x, delta, A, B, C, _at_least_fp32(self.D), _at_least_fp32(self.dt_proj_bias))
         if self.pad_to_multiple > 1:
             y = y[:, :H, :W] if self.channels_last else y[:, :, :H, :W]
         return y
