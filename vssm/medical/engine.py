@@ -221,7 +221,7 @@ def run(parser, out_dir: str | None = None, resume: bool = False, device: str = 
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             if ckpt_path and ckpt_every and (step + 1) % ckpt_every == 0:
                 _save_checkpoint(ckpt_path, network, optimizer, scheduler, step + 1)
