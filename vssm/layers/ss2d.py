@@ -20,6 +20,7 @@ from torch import nn
 from timm.layers import register_notrace_module
 
 from vssm.kernels import RouteSet, cross2d, routed_selective_scan
+from vssm.kernels.flops import record_scan_flops, routed_scan_flops
 
 from .linear import PointwiseLinear
 from .norm import channel_norm
@@ -147,11 +148,15 @@ class RoutedSSM(nn.Module):
     @torch.jit.ignore
     def _scan(self, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
               D: torch.Tensor, delta_bias: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "meta":
-            # shapes only (timm builds and runs models on the meta device to check their structure): the
-            # output has x's shape and dtype, and running the reference scan op by op there takes seconds
-            return torch.empty_like(x)
         routes = routes_from_spec(self.route_spec, self.route_set_name)
+        if x.device.type == "meta":
+            # shapes only (timm builds and runs models on the meta device to check their structure; FLOP
+            # counts run there too): the output has x's shape and dtype, and the scan's FLOPs are tallied as
+            # the scan op does, while running the reference scan op by op on meta tensors would take seconds
+            grid = tuple(x.shape[1:-1]) if self.channels_last else tuple(x.shape[2:])
+            record_scan_flops(routed_scan_flops(x.shape[0], self.d_inner, routes.lengths(grid), self.d_state,
+                                                with_D=True, grid_cells=math.prod(grid)))
+            return torch.empty_like(x)
         if self.skip_empty_routes:
             grid = (x.shape[1], x.shape[2]) if self.channels_last else (x.shape[2], x.shape[3])
             keep = [k for k, n in enumerate(routes.lengths(grid)) if n > 0]

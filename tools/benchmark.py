@@ -1,0 +1,143 @@
+"""Model-level numbers for any registered model: parameters, FLOPs, CPU latency, GPU throughput and memory.
+
+    python tools/benchmark.py vmamba_tiny [more models] [--img 224] [--batch 128] [--gpu] [--cpu-latency]
+                              [--iters 20] [--json out.json]
+
+FLOPs (batch 1, counted on the meta device, so anywhere and in seconds) follow the convention of the
+official VMamba / Swin tables (fvcore's): one multiply-add of a conv or linear layer counts 1, i.e.
+``torch.utils.flop_counter.FlopCounterMode`` total / 2, plus the selective scan with mamba_ssm's formula
+(9 * B * L * D * N per route, + B * D * L for the D skip), tallied by ``vssm.kernels.flops.count_scan_flops``
+from every scan call (FlopCounterMode does not see the scan: on meta tensors and in the reference it is
+not one op). Elementwise ops (norms, activations) are not counted, as in fvcore.
+
+GPU (``--gpu``, CUDA): images/s for inference (no grad, eval) and training (forward, cross-entropy backward
+and an AdamW step, train mode) at ``--batch``, in fp32 and under bf16 autocast, channels-first NCHW input,
+each with its peak memory (``torch.cuda.max_memory_allocated``, reset per measurement).
+"""
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+import timm
+from torch.utils.flop_counter import FlopCounterMode
+
+import vssm  # noqa: F401  (registers the models)
+from vssm.kernels.flops import count_scan_flops
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(name: str, img: int, **model_kwargs) -> dict:
+    """GFLOPs for one image (see the module docstring for the convention)."""
+    model = timm.create_model(name, device="meta", **model_kwargs).eval()
+    x = torch.empty(1, 3, img, img, device="meta")
+    with torch.no_grad(), count_scan_flops() as scan, FlopCounterMode(display=False) as counter:
+        model(x)
+    dense = counter.get_total_flops() / 2
+    return dict(gflops=(dense + scan.total) / 1e9, gflops_dense=dense / 1e9, gflops_scan=scan.total / 1e9,
+                scan_calls=scan.calls)
+
+
+def cpu_latency(name: str, img: int, iters: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    model = timm.create_model(name).eval()
+    x = torch.randn(1, 3, img, img)
+    with torch.no_grad():
+        model(x)
+        t = time.perf_counter()
+        for _ in range(iters):
+            model(x)
+        dt = (time.perf_counter() - t) / iters
+    return dict(cpu_latency_ms=dt * 1e3, cpu_threads=threads)
+
+
+def _timed(fn, iters: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / 1e3 / iters
+
+
+def gpu_throughput(name: str, img: int, batch: int, iters: int, warmup: int = 5) -> dict:
+    device = torch.device("cuda")
+    out = {}
+    for precision in ("fp32", "bf16"):
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16")
+        x = torch.randn(batch, 3, img, img, device=device)
+        y = torch.randint(0, 1000, (batch,), device=device)
+
+        model = timm.create_model(name).to(device).eval()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+        def infer():
+            with torch.no_grad(), autocast:
+                model(x)
+
+        sec = _timed(infer, iters, warmup)
+        out[f"infer_{precision}_img_s"] = batch / sec
+        out[f"infer_{precision}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
+
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+        def train_step():
+            with autocast:
+                loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        sec = _timed(train_step, iters, warmup)
+        out[f"train_{precision}_img_s"] = batch / sec
+        out[f"train_{precision}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
+        del model, opt
+    out["gpu"] = torch.cuda.get_device_name()
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="+")
+    p.add_argument("--img", type=int, default=224)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--gpu", action="store_true", help="measure throughput and memory on CUDA")
+    p.add_argument("--cpu-latency", action="store_true", help="batch-1 CPU latency (slow: reference scan)")
+    p.add_argument("--cpu-iters", type=int, default=3)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--json", help="also write the results here")
+    a = p.parse_args(argv)
+    if a.gpu and not torch.cuda.is_available():
+        raise SystemExit("--gpu needs CUDA")
+    results = {}
+    for name in a.models:
+        row = dict(params=count_params(timm.create_model(name, device="meta")), img=a.img)
+        row.update(count_flops(name, a.img))
+        if a.cpu_latency:
+            row.update(cpu_latency(name, a.img, a.cpu_iters, a.threads))
+        if a.gpu:
+            row.update(gpu_throughput(name, a.img, a.batch, a.iters), batch=a.batch)
+        results[name] = row
+        print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
+              flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
