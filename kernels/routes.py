@@ -84,7 +84,24 @@ class Route:
 
     def indices(self, grid: Sequence[int]) -> torch.Tensor:
         """Flat (row-major) grid index of every step, shape ``(length,)``, int64, on the CPU."""
-        return torch.from_numpy(_route_indices(self, tuple(int(n) for n in grid)).copy())
+        grid = tuple(int(n) for n in grid)
+        if torch.compiler.is_compiling():  # the same indices from torch ops, which the compiler folds to constants
+            return _route_indices_torch(self, grid)
+        return torch.from_numpy(_route_indices(self, grid).copy())
+
+
+def _route_indices_torch(route: Route, grid: tuple[int, ...]) -> torch.Tensor:
+    if len(grid) != route.ndim:
+        raise ValueError(f"route has {route.ndim} axes but the grid is {grid}")
+    n = 1
+    for g in grid:
+        n *= g
+    sub = torch.arange(n, dtype=torch.int64).reshape(grid)
+    sub = sub[tuple(slice(s, None, st) for s, st in zip(route.start, route.step))]
+    flip_axes = [a for a, f in enumerate(route.flips) if f]
+    if flip_axes:
+        sub = sub.flip(flip_axes)
+    return sub.permute(route.order).reshape(-1)
 
 
 @lru_cache(maxsize=512)
