@@ -78,7 +78,13 @@ else
     FLAVOUR=cpu
 fi
 WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-torch$TORCH_TAG-$FLAVOUR"
-mkdir -p "$WHEEL_DIR"
+mkdir -p "$CACHE/wheels"
+# One build at a time per cache: a second caller waits here and then reuses the first one's wheel.
+exec 9>"$CACHE/wheels/.mmcv-$MMCV_VERSION-torch$TORCH_TAG-$FLAVOUR.lock"
+if ! flock -n 9; then
+    echo "install_mm.sh: another process is building this mmcv wheel; waiting for it"
+    flock 9
+fi
 WHEEL="$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
 
 if [ -z "$WHEEL" ]; then
@@ -104,6 +110,7 @@ if [ -z "$WHEEL" ]; then
     export MMCV_WITH_OPS=1
     export MAX_JOBS="${MAX_JOBS:-$(nproc)}"
     "$PY" -m pip wheel --no-build-isolation --no-deps -w "$BUILD_DIR/dist" "$SRC"
+    mkdir -p "$WHEEL_DIR"
     cp "$BUILD_DIR"/dist/mmcv-"$MMCV_VERSION"-*.whl "$WHEEL_DIR"/
     WHEEL="$(ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)"
     echo "install_mm.sh: cached $WHEEL"
