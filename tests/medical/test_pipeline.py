@@ -107,3 +107,15 @@ def test_labels_beyond_out_channels_stop_training(tmp_path):
     parser = load_config(config("template_base.json", "vssmunet3d.json"), overrides)
     with pytest.raises(ValueError, match="out_channels=2"):
         run(parser, None, progress=False)
+
+
+@pytest.mark.parametrize("dims,roi", [(2, (32, 32)), (3, (32, 32, 16))])
+def test_sliding_window_prediction_keeps_the_volume_shape(dims, roi):
+    from vssm.medical import VSSMUNet
+    from vssm.medical.engine import evaluate
+
+    _, test = slab_split(make_volume("clean"), (0.36, 0.64))
+    net = VSSMUNet(dims, 1, 3, feature_size=4, depths=(0, 1), d_state=2, norm_name="batch")
+    result = evaluate(net, test, dims, roi, sw_batch_size=32, overlap=0.0)
+    assert result["prediction"].shape == test.label.shape == (1, 99, 117, 27)
+    assert set(result["network"]) == {"grey_matter", "white_matter"}
