@@ -40,8 +40,11 @@ def pytest_collection_modifyitems(config, items):
         ours = isinstance(model, str) and harness.is_ours(model)
         if name in harness.DESELECT or not ours or (harness.is_cfg_only(model) and name not in harness.CFG_TESTS):
             drop.append(item)
-        else:
-            keep.append(item)
+            continue
+        reason = harness.skip_reason(model, name)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+        keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -57,6 +57,20 @@ def is_cfg_only(name: str) -> bool:
     return is_ours(name) and name.split(".")[0] not in full_models()
 
 
+def family_of(name: str):
+    base = name.split(".")[0]
+    for f in FAMILIES:
+        if base in f.models or any(fnmatch.fnmatch(base, p) for p in f.cfg_only):
+            return f
+    return None
+
+
+def skip_reason(name: str, test: str) -> Optional[str]:
+    """The reason a family gives for skipping one of timm's tests (``Family.skip``), or None."""
+    family = family_of(name)
+    return None if family is None else dict(family.skip).get(test)
+
+
 def restrict(list_fn: Callable[..., List[str]]) -> Callable[..., List[str]]:
     def listing(*args, **kwargs):
         return [n for n in list_fn(*args, **kwargs) if is_ours(n)]
