@@ -303,7 +303,7 @@ _OLD_NAMES = (
 )
 
 
-def _downsample_key(key: str, model: VMamba) -> Optional[str]:
+def _downsample_key(key: str) -> Optional[str]:
     """layers.i.downsample.* (after stage i in the reference) -> stages.(i+1).downsample.* (ours, before)."""
     m = re.match(r"^layers\.(\d+)\.downsample\.(.+)$", key)
     if m is None:
@@ -331,7 +331,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VMamba) -> 
         src = key
         for pattern, repl in _OLD_NAMES:
             key = re.sub(pattern, repl, key)
-        new = _downsample_key(key, model)
+        new = _downsample_key(key)
         if new is None:
             for pattern, repl in _KEY_RULES:
                 new_key = re.sub(pattern, repl.format(**stem_names) if "{" in repl else repl, key)
