@@ -26,6 +26,7 @@ official code cannot be imported it says so and skips the check. Only VMamba has
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -138,9 +139,14 @@ def filter_fn_for(name: str):
     return module.checkpoint_filter_fn
 
 
-def _fits(name: str, sd: Mapping) -> bool:
+@functools.lru_cache(maxsize=None)
+def _meta_model(name: str):
     with torch.device("meta"):
-        model = timm.create_model(name)
+        return timm.create_model(name)
+
+
+def _fits(name: str, sd: Mapping) -> bool:
+    model = _meta_model(name)
     try:
         out = filter_fn_for(name)(dict(sd), model)
     except Exception:

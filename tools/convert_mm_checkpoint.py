@@ -2,7 +2,9 @@
 
     python tools/convert_mm_checkpoint.py OFFICIAL.pth OUT.pth --config configs/mmdet/vmamba/<config>.py
 
-The config names the architecture (it must match the checkpoint). Prints what changed.
+The config names the architecture (it must match the checkpoint). Prints what changed. ``python
+tools/convert.py mm --config ... SRC DST`` does the same conversion with a per-key report (the one converter
+for every family).
 """
 
 import argparse
