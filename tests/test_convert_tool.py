@@ -188,3 +188,32 @@ def test_detect_and_bad_files(tmp_path, capsys):
     assert convert.detect_family(official("test_efficient_vmamba")) == "efficient_vmamba"
     assert convert.detect_family(official("test_msvmamba")) == "msvmamba"
     assert convert.detect_family({"backbone.layers.0.x": 0, "neck.fpn.w": 0}) == "mm"
+
+
+def test_mm_detector_checkpoint(tmp_path, capsys):
+    """An official-named VMamba Mask R-CNN checkpoint (with the classifier the official backbones keep) for our
+    smoke config: backbone keys mapped, classifier dropped with its reason, neck / heads unchanged."""
+    try:
+        from vssm.mm.convert import build_model_from_config
+    except ImportError as err:
+        pytest.skip(f"MMDetection stack not installed: {err}")
+    from vmamba_official_keys import official_shapes
+
+    config = ROOT / "configs/mmdet/smoke/mask-rcnn_vmamba-smoke.py"
+    model = build_model_from_config(str(config))
+    ours = model.state_dict()
+    sd = {"backbone." + k: v for k, v in fake(official_shapes("v2", (1, 1, 1, 1), (32, 64, 128, 256), 1, 1.0)).items()}
+    sd.update({k: torch.randn_like(v) if v.is_floating_point() else v
+               for k, v in ours.items() if not k.startswith("backbone.body.")})
+    src, dst = tmp_path / "det.pth", tmp_path / "ours.pth"
+    torch.save({"state_dict": sd, "meta": {}}, src)
+    assert run("mm", "--config", config, src, dst) == 0
+    out = capsys.readouterr().out
+    assert "0 unexplained" in out and "loads strictly" in out
+    assert "dropped  backbone.classifier.head.weight  (classifier head" in out
+    assert "dropped  backbone.classifier.norm.weight  (becomes norm.weight" in out
+    converted = torch.load(dst, weights_only=True)["state_dict"]
+    model.load_state_dict(converted, strict=True)
+    assert converted.keys() == ours.keys()
+    assert run("model", "--model", "test_vmamba", src, tmp_path / "o.pth") == 1
+    assert "looks like a detection / segmentation checkpoint" in capsys.readouterr().err
