@@ -26,6 +26,7 @@ official code cannot be imported it says so and skips the check. Only VMamba has
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import json
@@ -374,10 +375,33 @@ def _official_vmamba(path: str, model, name: str):
     d_state = ssm.A_log.shape[-1]
     ratio = ssm.A_log.shape[1] / dims[0]
     if v2:
-        return VSSM(**common, ssm_d_state=d_state, ssm_ratio=ratio, ssm_conv_bias=False, forward_type="v05_noz",
-                    mlp_ratio=4.0, norm_layer="ln2d", downsample_version="v3", patchembed_version="v2")
+        official = VSSM(**common, ssm_d_state=d_state, ssm_ratio=ratio, ssm_conv_bias=False,
+                        forward_type="v05_noz", mlp_ratio=4.0, norm_layer="ln2d", downsample_version="v3",
+                        patchembed_version="v2")
+        for m in official.modules():  # on CPU: the official code's own PyTorch scan and cross-scan
+            core = getattr(m, "forward_core", None)
+            if isinstance(core, functools.partial) and "corev2" in getattr(core.func, "__name__", ""):
+                m.forward_core = functools.partial(core.func, *core.args, **dict(
+                    core.keywords, selective_scan_backend="torch", scan_force_torch=True))
+        return official
     return VSSM(**common, ssm_d_state=d_state, ssm_ratio=ratio, ssm_conv_bias=True, forward_type="v0",
                 mlp_ratio=0.0, norm_layer="ln", downsample_version="v1", patchembed_version="v1")
+
+
+@contextlib.contextmanager
+def _cpu_cuda_device_context():
+    """The official VMamba cross-scan enters ``torch.cuda.device(x.device)`` even on its PyTorch path; make
+    that a no-op for CPU tensors while the official model runs."""
+    original = torch.cuda.device
+
+    def device(d):
+        return contextlib.nullcontext() if torch.device(d).type == "cpu" else original(d)
+
+    torch.cuda.device = device
+    try:
+        yield
+    finally:
+        torch.cuda.device = original
 
 
 _OFFICIAL_BUILDERS = {"vssm.models.vmamba": _official_vmamba}
@@ -398,7 +422,7 @@ def verify(name: str, model, official_sd: Mapping, official_path: str | None, si
                f"({type(err).__name__}: {err})"
     x = torch.randn(1, model.in_chans if hasattr(model, "in_chans") else 3, size, size)
     model.eval(), official.eval()
-    with torch.no_grad():
+    with torch.no_grad(), _cpu_cuda_device_context():
         try:
             want = official(x)
         except Exception as err:
