@@ -217,3 +217,16 @@ def test_mm_detector_checkpoint(tmp_path, capsys):
     assert converted.keys() == ours.keys()
     assert run("model", "--model", "test_vmamba", src, tmp_path / "o.pth") == 1
     assert "looks like a detection / segmentation checkpoint" in capsys.readouterr().err
+
+
+def test_verify_says_when_it_is_skipped(tmp_path, capsys):
+    src, dst = tmp_path / "official.pth", tmp_path / "ours.pth"
+    torch.save(official("test_vmamba_v0"), src)
+    assert run("model", "--model", "test_vmamba_v0", src, dst, "--quiet", "--verify") == 0
+    assert "--verify skipped: pass --official-path" in capsys.readouterr().out
+    assert run("model", "--model", "test_vmamba_v0", src, dst, "--quiet", "--verify",
+               "--official-path", tmp_path / "no_checkout") == 0
+    assert "--verify skipped: the official code could not be built" in capsys.readouterr().out
+    torch.save(official("test_vim"), src)
+    assert run("model", "--model", "test_vim", src, dst, "--quiet", "--verify", "--official-path", tmp_path) == 0
+    assert "no official builder for vssm.models.vim" in capsys.readouterr().out
