@@ -230,3 +230,26 @@ def test_verify_says_when_it_is_skipped(tmp_path, capsys):
     torch.save(official("test_vim"), src)
     assert run("model", "--model", "test_vim", src, dst, "--quiet", "--verify", "--official-path", tmp_path) == 0
     assert "no official builder for vssm.models.vim" in capsys.readouterr().out
+
+
+def test_vmunet_init_from_vmamba_v0(tmp_path, capsys):
+    """VM-UNet initialised from a VMamba v0 classifier (first release names): encoder and mirrored decoder
+    blocks mapped, the rest dropped / left at init with the official load_from's reasons."""
+    from vmamba_official_keys import official_shapes
+    from vssm.medical import VMUNet
+
+    kw = dict(in_channels=3, out_channels=1, depths=(2, 2, 2, 2), depths_decoder=(2, 2, 2, 1), feature_size=8,
+              d_state=4)
+    sd = fake(official_shapes("v0", (2, 2, 5, 2), (8, 16, 32, 64), 4, 2.0, old_names=True))
+    src, dst = tmp_path / "v0.pth", tmp_path / "ours.pth"
+    torch.save({"model": sd}, src)
+    assert run("medical", "--network", "vmunet-from-vmamba-v0", "--kwargs", json.dumps(kw), src, dst) == 0
+    out = capsys.readouterr().out
+    assert "0 unexplained" in out and "left at initialisation" in out
+    assert "dropped  head.weight  (no VM-UNet tensor of the same name and shape" in out
+    assert "layers.2.blocks.1.ln_1.weight -> decoder.1.blocks.1.norm1.weight" in out  # the mirror
+    net = VMUNet(**kw)
+    result = net.load_state_dict(torch.load(dst, weights_only=True), strict=False)
+    assert not result.unexpected_keys and all(k.startswith(("final_", "decoder.")) for k in result.missing_keys)
+    assert run("medical", "--network", "segmamba", src, dst) == 1
+    assert "looks like a vmamba_v0 checkpoint" in capsys.readouterr().err
