@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 for sub in ("vmamba", "msvmamba_efficientvmamba"):
     sys.path.insert(0, str(ROOT / "tests" / sub))
 
-from ms_ev_official_keys import EFFICIENT_VMAMBA_CONFIGS, MSVMAMBA_CONFIGS, efficient_vmamba_shapes, msvmamba_shapes  # noqa: E402
+from ms_ev_official_keys import (EFFICIENT_VMAMBA_CONFIGS, MSVMAMBA_CONFIGS, efficient_vmamba_shapes,  # noqa: E402
+                                 msvmamba_shapes)
 from test_vim import official_state_shapes as vim_shapes  # noqa: E402
 from vmamba_official_keys import official_shapes_for  # noqa: E402
 

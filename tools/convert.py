@@ -162,9 +162,8 @@ def guess_models(sd: Mapping) -> tuple[str | None, list[str]]:
     module = _FAMILY_MODULES.get(family)
     if module is None:
         return family, []
-    names = [n for n in list_models() if model_module(n).endswith("." + module)]
-    if family in ("convs5", "convlstm"):
-        names = [n for n in names if family in n]
+    names = [n for n in list_models() if model_module(n).endswith("." + module)
+             and (family not in ("convs5", "convlstm") or family in n)]
     return family, [n for n in names if _fits(n, sd)]
 
 
@@ -205,14 +204,12 @@ def _probe(sd: Mapping) -> tuple[dict, dict]:
 
 def sources_of(value, index: dict) -> list[str]:
     """The source keys whose index values a converted probe tensor holds ([] if it was computed)."""
-    if not torch.is_tensor(value) or value.numel() == 0 or value.device.type == "meta" \
-            or value.dtype == torch.bool:
+    if not torch.is_tensor(value) or not value.numel() or value.device.type == "meta" or value.dtype == torch.bool:
         return []
     v = value.detach().double()
-    r = v.round()
-    if (v - r).abs().max() > 1e-3:
+    if (v - v.round()).abs().max() > 1e-3:
         return []
-    return [index[int(i)] for i in torch.unique(r).tolist() if int(i) in index]
+    return [index[int(i)] for i in torch.unique(v.round()).tolist() if int(i) in index]
 
 
 def trace(convert, sd: Mapping) -> dict[str, list[str]]:
@@ -390,8 +387,7 @@ def _official_vmamba(path: str, model, name: str):
 
 @contextlib.contextmanager
 def _cpu_cuda_device_context():
-    """The official VMamba cross-scan enters ``torch.cuda.device(x.device)`` even on its PyTorch path; make
-    that a no-op for CPU tensors while the official model runs."""
+    """The official cross-scan enters ``torch.cuda.device(x.device)`` even on its PyTorch path: no-op on CPU."""
     original = torch.cuda.device
 
     def device(d):
