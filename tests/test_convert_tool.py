@@ -254,3 +254,15 @@ def test_vmunet_init_from_vmamba_v0(tmp_path, capsys):
     assert not result.unexpected_keys and all(k.startswith(("final_", "decoder.")) for k in result.missing_keys)
     assert run("medical", "--network", "segmamba", src, dst) == 1
     assert "looks like a vmamba_v0 checkpoint" in capsys.readouterr().err
+
+
+def test_official_vmunet_isic_converts():
+    """The official VM-UNet (ISIC) key list, random values: every key mapped, none dropped, loads strictly."""
+    shapes = json.load(open(ROOT / "tests/medical/official_keys.json"))["vmunet_isic"]
+    sd = fake(shapes)
+    state, report, net = convert.convert_medical("vmunet", sd, dict(in_channels=3, out_channels=1))
+    assert not report.problems() and not report.dropped and not report.missing
+    assert {s for srcs, _, _ in report.mapped for s in srcs} == set(sd)
+    net.load_state_dict(state, strict=True)
+    torch.testing.assert_close(net.state_dict()["encoder.0.blocks.0.mixer.ssm.A_log"],
+                               sd["vmunet.layers.0.blocks.0.self_attention.A_logs"].reshape(4, 192, 16))
