@@ -286,8 +286,6 @@ def test_bf16_autocast_trains_without_nan():
         opt.step()
 
 
-@pytest.mark.skipif(not os.environ.get("VSSM_MEDICAL_LONG"),
-                    reason="~2 min on CPU (dynamo traces the reference scan's loops); set VSSM_MEDICAL_LONG=1")
 def test_torch_compile_captures_the_forward():
     net = VSSMUNet(2, 1, 3, feature_size=8, depths=(1, 1), d_state=4, norm_name="batch").eval()
     x = torch.randn(1, 1, 16, 16)
