@@ -121,7 +121,8 @@ def load_backbone_checkpoint(
         head_keys = [k for k in body_sd if k.startswith(backbone.head_prefixes)]  # a classifier of ours
         for k in head_keys:
             body_sd.pop(k)
-        template = backbone.filter_template()
+        # a detector's backbone (it has out-norms) lacks the classifier's final norm and head, like ours
+        template = backbone.inner if out_norm_sd else backbone.filter_template()
         try:
             body_sd = filter_fn(body_sd, template) if filter_fn is not None else body_sd
         except ValueError as e:

@@ -43,7 +43,7 @@ def convert_state_dict(official: dict, model: torch.nn.Module) -> tuple[dict, di
     body = {k: v for k, v in bb.items() if not _OUT_NORM.match(k)}
     if not body:
         raise ValueError("checkpoint has no backbone.* weights: is it a detector / segmentor checkpoint?")
-    template = backbone.filter_template()
+    template = backbone.inner  # a detection backbone has no classifier head or final norm, as ours
     converted_body = filter_fn(body, template) if filter_fn else body
     dropped_keys = set(template.state_dict()) - set(backbone.inner.state_dict())
     dropped = sorted(k for k in converted_body if k in dropped_keys)
