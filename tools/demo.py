@@ -29,6 +29,8 @@ def image_models(pattern: str | None) -> list[str]:
     """Our models that take a single RGB image (video models take clips and are skipped here)."""
     names = []
     for name in list_models(pattern):
+        if name.startswith("test_"):  # timm-style tiny test configs
+            continue
         cfg = timm.get_pretrained_cfg(name)
         if cfg is not None and len(cfg.input_size) == 3 and cfg.input_size[0] == 3:
             names.append(name)

@@ -49,12 +49,17 @@ def cpu_name() -> str:
 
 
 def measure(name: str, repeats: int) -> dict:
-    torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False).eval()
-    size = model.pretrained_cfg["input_size"]
-    x = torch.randn(1, *size)
-    return dict(params=count_params(model), gflops=count_flops(model, x) / 1e9, size=f"{size[1]}x{size[2]}",
-                cpu_s=measure_latency(model, x, repeats=repeats))
+    """Params, FLOPs and (if ``repeats`` > 0) CPU latency at the model's default input."""
+    # Params and FLOPs on the meta device (no memory, no arithmetic); a real model only for the latency.
+    meta_model = timm.create_model(name, pretrained=False, device="meta").eval()
+    size = meta_model.pretrained_cfg["input_size"]
+    row = dict(params=count_params(meta_model), size=f"{size[1]}x{size[2]}",
+               gflops=count_flops(meta_model, torch.empty(1, *size, device="meta")) / 1e9, cpu_s=None)
+    if repeats > 0:
+        torch.manual_seed(0)
+        model = timm.create_model(name, pretrained=False).eval()
+        row["cpu_s"] = measure_latency(model, torch.randn(1, *size), repeats=repeats)
+    return row
 
 
 def fmt(value, spec: str) -> str:
@@ -70,7 +75,7 @@ def table(rows: dict, gpu: dict | None) -> str:
         off = OFFICIAL.get(name, {})
         same = "" if "params" not in off else (" =" if off["params"] == r["params"] else " (differs)")
         cells = [name, r["size"], f"{r['params']:,}", fmt(off.get("params"), ",") + same, f"{r['gflops']:.2f}",
-                 fmt(off.get("gflops"), ".1f"), fmt(off.get("top1"), ".1f"), f"{r['cpu_s']:.2f}"]
+                 fmt(off.get("gflops"), ".1f"), fmt(off.get("top1"), ".1f"), fmt(r["cpu_s"], ".2f")]
         if gpu:
             g = gpu["models"].get(name, {})
             cells += [fmt(g.get(key), ".0f" if "img" in label else ".1f") for key, label in GPU_COLUMNS]
@@ -123,13 +128,13 @@ def main():
     parser.add_argument("--gpu-json", default=None, help="results of tools/benchmark.py --gpu --json")
     parser.add_argument("--gpu-date", default=None, help="date of the GPU run")
     parser.add_argument("--gpu-torch", default=None, help="torch version of the GPU run")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="CPU latency runs per model (0: skip latency)")
     parser.add_argument("--out", default="model_zoo.md")
     parser.add_argument("--chart", default="docs/zoo_throughput.png")
     args = parser.parse_args()
 
-    names = [n for n in list_models(args.models)
-             if len(timm.get_pretrained_cfg(n).input_size) == 3 and timm.get_pretrained_cfg(n).input_size[0] == 3]
+    names = [n for n in list_models(args.models) if not n.startswith("test_")  # timm-style test configs
+             and len(timm.get_pretrained_cfg(n).input_size) == 3 and timm.get_pretrained_cfg(n).input_size[0] == 3]
     rows = {name: measure(name, args.repeats) for name in tqdm(names, desc="models", unit="model")}
     gpu = None
     if args.gpu_json:
@@ -137,9 +142,11 @@ def main():
         device = next((r.get("gpu") for r in measured.values() if r.get("gpu")), "GPU")
         gpu = dict(models=measured, device=device, date=args.gpu_date, torch=args.gpu_torch)
     today = datetime.date.today().isoformat()
+    latency = (f"CPU latency: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 1, "
+               f"PyTorch reference scan, median of {args.repeats}." if args.repeats > 0
+               else "CPU latency: not measured in this run (`--repeats 0`).")
     text = [f"## All image models (generated {today})", "",
-            f"CPU columns: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-            f"batch 1, PyTorch reference scan, median of {args.repeats}. GFLOPs: one multiply-add = one FLOP "
+            f"{latency} Params and GFLOPs are counted on the meta device. GFLOPs: one multiply-add = one FLOP "
             "(the official tables' convention) with the selective scan counted by mamba_ssm's formula "
             "(9·B·L·D·N per route, + B·D·L for the D skip and for the gate). `=`: our parameter count equals the "
             "official module tree's. Paper top-1: ImageNet-1k as published, not measured here (no weights can "
