@@ -45,3 +45,12 @@ def test_mask_rcnn_vmamba_reaches_the_target_map(coco, tmp_path):
     run_tool("tools/train.py", str(DET_SMOKE), "--work-dir", str(tmp_path / "train"), *schedule_options(400),
              env=coco)
     assert last_metric(tmp_path / "train", "coco/bbox_mAP") >= MIN_TRAINED_BBOX_MAP
+
+
+def test_mask_rcnn_pipeline_learns_with_a_timm_resnet18(coco, tmp_path):
+    # the same recipe and data over timm's ResNet-18 (through our TimmBackbone adapter): the detection
+    # pipeline itself learns (measured 0.395 bbox mAP after 100 iterations vs 0.000 untrained)
+    cfg = DET_SMOKE.parent / "mask-rcnn_timm-resnet18_smoke.py"
+    run_tool("tools/train.py", str(cfg), "--work-dir", str(tmp_path / "r18"), *schedule_options(100, log_interval=50),
+             env=coco)
+    assert last_metric(tmp_path / "r18", "coco/bbox_mAP") >= MIN_TRAINED_BBOX_MAP
