@@ -305,20 +305,18 @@ def convert_mm(config: str, sd: Mapping):
         origins = trace(lambda p: convert_state_dict(p, model)[0], sd)
     except Exception as err:
         raise ConversionError(f"checkpoint does not fit {config}: {err}") from err
-    # what the family filter did with each backbone key, to name the reason of those it left out
-    backbone, template = model.backbone, model.backbone.filter_template()
+    # what the family filter did with each backbone key, to name the reason of those it left out; the template is
+    # the detection body itself (official detection backbones have no classifier or final norm, like ours)
+    backbone, template = model.backbone, model.backbone.inner
     body = {k[len("backbone."):]: v for k, v in sd.items()
             if k.startswith("backbone.") and not re.match(r"^backbone\.outnorm\d+\.", k)}
     filtered = trace(lambda p: type(backbone).checkpoint_filter(p, template), body)
-    unused = set(template.state_dict()) - set(backbone.inner.state_dict())
     via = {s: k for k, srcs in filtered.items() for s in srcs}
 
     def reason(key):
         bare = key[len("backbone."):]
         if bare in body and bare not in via:
             return "classifier head: the family filter drops it for a backbone (num_classes=0)"
-        if via.get(bare) in unused:
-            return f"becomes {via[bare]}, which the detection backbone does not have (classifier / final norm)"
         return None
 
     report = Report(sd, state, model.state_dict(), origins)

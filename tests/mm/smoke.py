@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from conftest import ROOT, run_tool
+from mm_helpers import ROOT, run_tool
 
 DET_SMOKE = ROOT / "configs/mmdet/smoke/mask-rcnn_vmamba-smoke.py"
 SEG_SMOKE = ROOT / "configs/mmseg/smoke/upernet_vmamba-smoke.py"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT
+from mm_helpers import ROOT
 
 # the backbone dict of the official VMamba-T detection / segmentation configs (type MM_VSSM); the official
 # files inherit the Swin configs without _delete_, so Swin's keys are merged in as well

@@ -4,7 +4,7 @@ import re
 
 import torch
 
-from conftest import run_tool
+from mm_helpers import run_tool
 from smoke import DET_SMOKE
 
 # our VMamba (v2) names -> the official detection backbone's names

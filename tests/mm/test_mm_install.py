@@ -5,7 +5,7 @@ import sys
 import time
 from importlib.metadata import version
 
-from conftest import ROOT
+from mm_helpers import ROOT
 
 RUNS_WITHOUT_MM = True  # the first test needs no toolkit; the others skip themselves
 
@@ -41,7 +41,7 @@ else:
 def _require_mm():
     import pytest
 
-    from conftest import _missing_toolkits
+    from mm_helpers import missing_toolkits as _missing_toolkits
 
     if _missing_toolkits():
         pytest.skip("mm extra not installed")

@@ -8,7 +8,7 @@ losses; the mAP target is kept as an expected failure until the smoke recipe is 
 
 import pytest
 
-from conftest import run_tool
+from mm_helpers import run_tool
 from smoke import DET_SMOKE, evaluate, last_metric, logged_scalars, schedule_options
 
 ITERS = 60

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import run_tool
+from mm_helpers import run_tool
 from smoke import SEG_SMOKE, evaluate, last_metric, logged_scalars, schedule_options
 
 ITERS = 40
