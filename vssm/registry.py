@@ -13,7 +13,7 @@ __all__ = ["model_modules", "list_models"]
 
 def model_modules() -> list[str]:
     """Names of the family modules in ``vssm.models`` (timm files a model under its module's last name)."""
-    return sorted(m.name for m in pkgutil.iter_modules(models.__path__))
+    return sorted(m.name for m in pkgutil.iter_modules(models.__path__) if not m.name.startswith("_"))
 
 
 def list_models(pattern: str | None = None) -> list[str]:

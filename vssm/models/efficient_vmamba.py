@@ -41,6 +41,7 @@ from vssm.layers import SS2D, LayerNorm, PatchEmbed, PatchMerging, channel_norm
 from vssm.layers.channel_attention import ChannelAttention
 
 from .vmamba import VMamba
+from ._checkpoint import raise_if_incomplete
 
 __all__ = ["EfficientVMamba", "EfficientVSSBlock", "EfficientVMambaStage", "checkpoint_filter_fn"]
 
@@ -269,14 +270,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: EfficientVMamba) -> 
         if value.shape != ours[new].shape and value.numel() == ours[new].numel() and new.endswith((".A_log", ".D")):
             value = value.reshape(ours[new].shape)  # A_logs (K*d, N) -> (K, d, N); Ds (K*d,) -> (K, d)
         out[new] = value
-    # a classifier of another size passes through: timm's loader drops it when num_classes differs
-    misshapen = [f"{k} {tuple(v.shape)} vs {tuple(ours[k].shape)}"
-                 for k, v in out.items() if v.shape != ours[k].shape and not k.startswith("head.fc.")]
-    missing = sorted(k for k in ours if k not in out)
-    if unknown or missing or misshapen:
-        raise ValueError(
-            f"checkpoint does not match {type(model).__name__}: {len(unknown)} unknown keys {unknown[:20]}; "
-            f"{len(missing)} parameters not covered {missing[:20]}; shape mismatches {misshapen[:20]}")
+    raise_if_incomplete(model, out, unknown, ours)
     return out
 
 

@@ -30,6 +30,7 @@ from vssm.layers.conv_ffn import ConvFFN
 from vssm.layers.ms_ss2d import MultiScaleSS2D
 
 from .vmamba import VMamba
+from ._checkpoint import raise_if_incomplete
 
 __all__ = ["MSVMamba", "MSVMambaStage", "checkpoint_filter_fn"]
 
@@ -243,14 +244,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: MSVMamba) -> Dict[st
             value = value.flatten(1)
         out[new] = value
     _split_ssm(ssm, ours, out, unknown)
-    # a classifier of another size passes through: timm's loader drops it when num_classes differs
-    misshapen = [f"{k} {tuple(v.shape)} vs {tuple(ours[k].shape)}"
-                 for k, v in out.items() if v.shape != ours[k].shape and not k.startswith("head.fc.")]
-    missing = sorted(k for k in ours if k not in out)
-    if unknown or missing or misshapen:
-        raise ValueError(
-            f"checkpoint does not match {type(model).__name__}: {len(unknown)} unknown keys {unknown[:20]}; "
-            f"{len(missing)} parameters not covered {missing[:20]}; shape mismatches {misshapen[:20]}")
+    raise_if_incomplete(model, out, unknown, ours)
     return out
 
 

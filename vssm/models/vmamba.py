@@ -29,6 +29,7 @@ from timm.models._features import feature_take_indices
 
 from vssm.layers import ConvDownsample, ConvStem, PatchEmbed, PatchMerging, VSSBlock, channel_norm
 from vssm.layers.ss2d import OUT_NORMS
+from vssm.models._checkpoint import raise_if_incomplete
 
 __all__ = ["VMamba", "VMambaStage", "checkpoint_filter_fn"]
 
@@ -348,12 +349,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: VMamba) -> 
         if value.shape != ours[new].shape and value.numel() == ours[new].numel() and not new.startswith("head."):
             value = value.reshape(ours[new].shape)  # A_logs (K*d, N) -> (K, d, N); Ds (K*d,) -> (K, d)
         out[new] = value
-    missing = sorted(k for k in ours if k not in out)
-    if unknown or missing:
-        raise ValueError(
-            f"checkpoint does not match {type(model).__name__}: {len(unknown)} unknown keys {unknown[:20]}"
-            f"{' ...' if len(unknown) > 20 else ''}; {len(missing)} parameters not covered {missing[:20]}"
-            f"{' ...' if len(missing) > 20 else ''}")
+    raise_if_incomplete(model, out, unknown, ours)
     return out
 
 
