@@ -22,25 +22,17 @@ import time
 import torch
 import torch.nn.functional as F
 import timm
-from torch.utils.flop_counter import FlopCounterMode
 
 import vssm  # noqa: F401  (registers the models)
-from vssm.kernels.flops import count_scan_flops
-
-
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
+from vssm.complexity import count_params, flop_breakdown
 
 
 def count_flops(name: str, img: int, **model_kwargs) -> dict:
-    """GFLOPs for one image (see the module docstring for the convention)."""
+    """GFLOPs for one image (see the module docstring for the convention), counted on the meta device."""
     model = timm.create_model(name, device="meta", **model_kwargs).eval()
-    x = torch.empty(1, 3, img, img, device="meta")
-    with torch.no_grad(), count_scan_flops() as scan, FlopCounterMode(display=False) as counter:
-        model(x)
-    dense = counter.get_total_flops() / 2
-    return dict(gflops=(dense + scan.total) / 1e9, gflops_dense=dense / 1e9, gflops_scan=scan.total / 1e9,
-                scan_calls=scan.calls)
+    flops = flop_breakdown(model, torch.empty(1, 3, img, img, device="meta"))
+    return dict(gflops=(flops["dense"] + flops["scan"]) / 1e9, gflops_dense=flops["dense"] / 1e9,
+                gflops_scan=flops["scan"] / 1e9, scan_calls=flops["scan_calls"])
 
 
 def cpu_latency(name: str, img: int, iters: int, threads: int) -> dict:

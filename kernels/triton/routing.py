@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..routes import RouteSet
+from ..routes import RouteSet, _route_indices
 
 __all__ = ["MAX_AXES", "RoutePlan", "route_plan"]
 
@@ -70,16 +70,6 @@ def _route_row(route, grid: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(v for pos in row for v in pos)
 
 
-def _cells(route, grid: tuple[int, ...]) -> np.ndarray:
-    """Flat grid index of every step of ``route`` (numpy twin of ``Route.indices``)."""
-    flat = np.arange(int(np.prod(grid)), dtype=np.int64).reshape(grid)
-    sub = flat[tuple(slice(s, None, st) for s, st in zip(route.start, route.step))]
-    flip_axes = tuple(a for a, f in enumerate(route.flips) if f)
-    if flip_axes:
-        sub = np.flip(sub, flip_axes)
-    return np.transpose(sub, route.order).reshape(-1)
-
-
 @lru_cache(maxsize=256)
 def route_plan(routes: RouteSet, grid: tuple[int, ...]) -> RoutePlan:
     """The plan of ``routes`` on ``grid`` (cached: models call this with a few fixed shapes)."""
@@ -87,7 +77,7 @@ def route_plan(routes: RouteSet, grid: tuple[int, ...]) -> RoutePlan:
         raise ValueError(f"the Triton kernels scan grids of at most {MAX_AXES} axes, got a {routes.ndim}-D route set")
     routes.check_grid(grid)
     total = int(np.prod(grid))
-    cells = [_cells(r, grid) for r in routes]
+    cells = [_route_indices(r, grid) for r in routes]
     visits = np.zeros(total, dtype=np.int64)
     accumulate, exact = [], True
     for idx in cells:
