@@ -40,7 +40,7 @@ def routed_scan_bwd_kernel(
     SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, HAS_DLAST: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    pid_b = tl.program_id(0).to(tl.int64)  # 64-bit offsets: batch x channels x cells can pass 2**31
+    pid_b = tl.program_id(0).to(tl.int64)  # program bases in 64 bits; offsets inside a batch element 32-bit
     pid_c = tl.program_id(1)
     nblocks = tl.num_programs(1)
     group = pid_c // nbpg
@@ -67,19 +67,22 @@ def routed_scan_bwd_kernel(
         dbias_acc = tl.zeros((1, BLOCK_D, 1), dtype=ct)
         # dL/dh at the first step of the next tile; past the route's end, the last state's gradient
         if HAS_DLAST:
-            x_carry = tl.load(dlast_ptr + ((pid_b * K + k) * dim + d) * N + n, mask=dn_mask, other=0.0).to(ct)
+            x_carry = tl.load(dlast_ptr + (pid_b * K + k) * dim * N + (d * N + n), mask=dn_mask,
+                              other=0.0).to(ct)
         else:
             x_carry = tl.zeros((1, BLOCK_D, BLOCK_N), dtype=ct)
-        u_base = u_ptr + pid_b * su_b + k * su_k + d * su_d
-        dt_base = dt_ptr + pid_b * sdt_b + k * sdt_k + d * sdt_d
-        B_base = B_ptr + pid_b * sB_b + k * sB_k + group * sB_g + n * sB_n
-        C_base = C_ptr + pid_b * sC_b + k * sC_k + group * sC_g + n * sC_n
-        dy_base = dy_ptr + pid_b * sdy_b + d * sdy_d
-        z_base = z_ptr + pid_b * sz_b + d * sz_d
-        du_base = du_ptr + pid_b * sdu_b + k * sdu_k + d * sdu_d
-        ddt_base = ddt_ptr + pid_b * sddt_b + k * sddt_k + d * sddt_d
-        st_base = states_ptr + ((pid_b * K + k) * nchunk_max * dim + d) * N + n
-        part_base = ((pid_b * K + k) * nblocks + pid_c) * cells
+        u_base = u_ptr + (pid_b * su_b + k * su_k)
+        dt_base = dt_ptr + (pid_b * sdt_b + k * sdt_k)
+        B_base = B_ptr + (pid_b * sB_b + k * sB_k + group * sB_g)
+        C_base = C_ptr + (pid_b * sC_b + k * sC_k + group * sC_g)
+        dy_base = dy_ptr + pid_b * sdy_b
+        z_base = z_ptr + pid_b * sz_b
+        du_base = du_ptr + (pid_b * sdu_b + k * sdu_k)
+        ddt_base = ddt_ptr + (pid_b * sddt_b + k * sddt_k)
+        st_base = states_ptr + (pid_b * K + k) * nchunk_max * dim * N
+        part_base = ((pid_b * K + k) * nblocks + pid_c) * cells * N
+        u_d, dt_d, dy_d, z_d, du_d, ddt_d = d * su_d, d * sdt_d, d * sdy_d, d * sz_d, d * sdu_d, d * sddt_d
+        B_n, C_n, st_dn = n * sB_n, n * sC_n, d * N + n
         nchunks = tl.cdiv(length, BLOCK_L)
         for cc in range(nchunks):
             c = nchunks - 1 - cc
@@ -88,20 +91,28 @@ def routed_scan_bwd_kernel(
             td_mask = t_mask & d_mask
             tn_mask = t_mask & n_mask
             c0, c1, c2 = route_coords(tbl_ptr, k, t)
-            h0 = tl.load(st_base + c * dim * N, mask=dn_mask, other=0.0)
-            u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2), mask=td_mask, other=0.0).to(ct)
-            dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2), mask=td_mask, other=0.0).to(ct)
+            h0 = tl.load(st_base + (c * dim * N + st_dn), mask=dn_mask, other=0.0)
+            u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2 + u_d), mask=td_mask, other=0.0).to(ct)
+            dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2 + dt_d), mask=td_mask,
+                             other=0.0).to(ct)
             if HAS_BIAS:
                 dt_raw = dt_raw + bias
             dt = dt_raw
             if SOFTPLUS:
                 dt = softplus(dt_raw)
             dt = tl.where(td_mask, dt, 0.0)
-            Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2), mask=tn_mask, other=0.0).to(ct)
-            Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2), mask=tn_mask, other=0.0).to(ct)
-            g = tl.load(dy_base + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2), mask=td_mask, other=0.0).to(ct)
+            Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2 + B_n), mask=tn_mask, other=0.0).to(ct)
+            Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2 + C_n), mask=tn_mask, other=0.0).to(ct)
+            g = tl.load(dy_base + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2 + dy_d), mask=td_mask, other=0.0).to(ct)
+            du_off = du_base + (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2 + du_d)
+            ddt_off = ddt_base + (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2 + ddt_d)
+            # sums of earlier routes at shared u/delta cells, loaded with the inputs (one round trip)
+            if SHARED_U:
+                du_prev = tl.load(du_off, mask=td_mask & (accumulate != 0), other=0.0)
+            if SHARED_DT:
+                ddt_prev = tl.load(ddt_off, mask=td_mask & (accumulate != 0), other=0.0)
             if HAS_Z:
-                zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2), mask=td_mask, other=0.0).to(ct)
+                zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2 + z_d), mask=td_mask, other=0.0).to(ct)
                 g = g * zv * sigmoid(zv)
 
             # States of this tile, from the saved state at its start.
@@ -114,7 +125,8 @@ def routed_scan_bwd_kernel(
             tn = t + 1
             tn_ok = (tn < length) & d_mask
             e0, e1, e2 = route_coords(tbl_ptr, k, tn)
-            dt_next = tl.load(dt_base + (e0 * sdt_0 + e1 * sdt_1 + e2 * sdt_2), mask=tn_ok, other=0.0).to(ct)
+            dt_next = tl.load(dt_base + (e0 * sdt_0 + e1 * sdt_1 + e2 * sdt_2 + dt_d), mask=tn_ok,
+                              other=0.0).to(ct)
             if HAS_BIAS:
                 dt_next = dt_next + bias
             if SOFTPLUS:
@@ -145,22 +157,18 @@ def routed_scan_bwd_kernel(
             dB = tl.sum(x * du_dt, axis=1, keep_dims=True)                # (BL, 1, BN)
             dC = tl.sum(hs * g, axis=1, keep_dims=True)
             cell = c0 * g1g2 + c1 * g2 + c2
-            part = (part_base + cell) * N + n  # (..., cell, n): n contiguous
+            part = part_base + (cell * N + n)  # (..., cell, n): n contiguous
             tl.store(dB_ptr + part, dB, mask=tn_mask)
             tl.store(dC_ptr + part, dC, mask=tn_mask)
 
-            du_off = du_base + (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2)
-            ddt_off = ddt_base + (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2)
             if SHARED_U:
-                if accumulate != 0:
-                    du += tl.load(du_off, mask=td_mask, other=0.0)
+                du += du_prev
             if SHARED_DT:
-                if accumulate != 0:
-                    ddt += tl.load(ddt_off, mask=td_mask, other=0.0)
+                ddt += ddt_prev
             tl.store(du_off, du, mask=td_mask)
             tl.store(ddt_off, ddt, mask=td_mask)
 
-        tl.store(dA_ptr + ((pid_b * K + k) * dim + d) * N + n, dA_acc, mask=dn_mask)
+        tl.store(dA_ptr + (pid_b * K + k) * dim * N + st_dn, dA_acc, mask=dn_mask)
         if HAS_D:
             tl.store(dD_ptr + (pid_b * K + k) * dim + d, dD_acc, mask=d_mask)
         if HAS_BIAS:

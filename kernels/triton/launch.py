@@ -27,26 +27,42 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def tile_config(N: int, gsize: int, max_len: int) -> tuple[int, int, int]:
-    """(BLOCK_L, BLOCK_D, num_warps) for a state size, a group size and the longest route.
+def tile_config(N: int, gsize: int, max_len: int, kernel: str = "fwd") -> tuple[int, int, int]:
+    """(BLOCK_L, BLOCK_D, num_warps) of the forward or backward kernel for a state size, a group size and
+    the longest route. BLOCK_L is shared (the backward pass restarts from states the forward pass saved
+    every BLOCK_L steps); the channel block and warps are each kernel's own.
 
-    The 3-D tile BLOCK_L x BLOCK_D x BLOCK_N lives in registers through the scan, so it is kept at 2048
-    (N <= 4) or 4096 elements. Chosen from H100 sweeps at 56x56, batch 128 (notes/kernels.md): fwd+bwd best
-    with 64x32 tiles for N = 1 (12.7 ms; 64x64 took 55 ms) and 16x16 for N = 16 (92 ms; wider or longer
-    tiles 2.5-3x slower): narrow blocks let more programs run side by side, each a sequential chain of
-    tiles. ``VSSM_SCAN_TILE="L,D,warps"`` overrides.
+    The forward kernel ("nloop") keeps a 2-D steps x channels tile for any N; the backward kernel a 3-D
+    BLOCK_L x BLOCK_D x BLOCK_N tile, kept at 2048 (N <= 4) or 4096 elements since it lives in registers
+    through the scans. Chosen from H100 sweeps at 56x56, batch 128 (notes/kernels.md). Overrides:
+    ``VSSM_SCAN_TILE="L,D,warps"`` (forward), ``VSSM_SCAN_BWD_TILE="D,warps"`` (backward).
     """
-    override = os.environ.get("VSSM_SCAN_TILE")
     bn = _next_pow2(N)
-    if override:
-        bl, bd, warps = (int(v) for v in override.split(","))
-    else:
+    fwd_override = os.environ.get("VSSM_SCAN_TILE")
+    if fwd_override:
+        bl, bd, warps = (int(v) for v in fwd_override.split(","))
+    elif forward_kernel_name() == "tile3d":
         bd = 32 if bn <= 4 else (16 if bn <= 16 else 8)
         bl = max(8, min(128, (2048 if bn <= 4 else 4096) // (bd * bn)))
         warps = 4
-    bd = min(bd, _next_pow2(gsize))
+    else:
+        bl, bd, warps = 16, 32, 4
     bl = min(bl, _next_pow2(max_len))
+    if kernel == "bwd":
+        bwd_override = os.environ.get("VSSM_SCAN_BWD_TILE")
+        if bwd_override:
+            bd, warps = (int(v) for v in bwd_override.split(","))
+        else:
+            bd = max(1, min(32, (2048 if bn <= 4 else 4096) // (bl * bn)))
+            warps = 4
+    bd = min(bd, _next_pow2(gsize))
     return bl, bd, warps
+
+
+def forward_kernel_name() -> str:
+    """Which forward kernel runs: "nloop" (2-D tiles, states one at a time) or "tile3d" (3-D tiles).
+    ``VSSM_SCAN_FWD_KERNEL`` overrides (benchmarks compare the two)."""
+    return os.environ.get("VSSM_SCAN_FWD_KERNEL", "nloop")
 
 
 def _grid_strides(x: torch.Tensor, G: int) -> list[int]:
@@ -76,6 +92,21 @@ def _device_table(routes: RouteSet, grid: tuple, device: torch.device):
     return plan, table
 
 
+_INT32_MAX = 2 ** 31 - 1
+
+
+def _check_offsets_fit(*tensors):
+    """The kernels address inside one batch element with 32-bit offsets (fewer registers, more programs in
+    flight per SM); a single batch element spanning 2**31 elements or more is refused by name."""
+    for t in tensors:
+        if t is None or t.dim() < 2:
+            continue
+        span = sum((n - 1) * abs(st) for n, st in zip(t.shape[1:], t.stride()[1:]))
+        if span > _INT32_MAX:
+            raise ValueError(f"a tensor of shape {tuple(t.shape)} spans {span + 1} elements per batch element; "
+                             f"the Triton scan addresses at most 2**31 per batch element: split the batch's maps")
+
+
 def _geometry(u, A, B, routes):
     G = routes.ndim
     grid = tuple(int(n) for n in u.shape[-G:])
@@ -87,11 +118,14 @@ def _geometry(u, A, B, routes):
 
 
 def _launch_forward(grid_dims, routes, grid, *args, **meta):
-    from .fwd import routed_scan_fwd_kernel
+    if forward_kernel_name() == "tile3d":
+        from .fwd import routed_scan_fwd_kernel as kernel
+    else:
+        from .fwd_nloop import routed_scan_fwd_nloop_kernel as kernel
 
     _, table = _device_table(routes, grid, args[0].device)
     args = args[:12] + (table,) + args[12:]
-    routed_scan_fwd_kernel[grid_dims](*args, **meta)
+    kernel[grid_dims](*args, **meta)
 
 
 def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_states, need_last, launch=True):
@@ -106,6 +140,7 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
     bl, bd, warps = tile_config(N, gsize, max(plan.lengths))
     nbpg = -(-gsize // bd)
     nchunk_max = max(-(-n // bl) for n in plan.lengths)
+    _check_offsets_fit(u, delta, Bv, Cv, z)
 
     y_like = u[:, 0] if per_u else u
     gate_in_kernel = z is not None and plan.exact
@@ -154,7 +189,7 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     ct = compute_dtype(u.dtype)
     per_u, per_dt = u.dim() == G + 3, delta.dim() == G + 3
     Bv, Cv = _bc_view(B, G), _bc_view(C, G)
-    bl, bd, warps = tile_config(N, gsize, max(plan.lengths))  # the same tiles as the forward pass's states
+    bl, bd, warps = tile_config(N, gsize, max(plan.lengths), "bwd")  # BLOCK_L as the forward pass's states
     nbpg = -(-gsize // bd)
     nblocks = groups * nbpg
     nchunk_max = states.shape[2]
