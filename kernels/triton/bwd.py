@@ -20,14 +20,15 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import route_coords, scan_combine, sigmoid, softplus
+from .common import route_cells, scan_combine, sigmoid, softplus
 
 
 @triton.jit
 def routed_scan_bwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr, dlast_ptr, tbl_ptr,
+    cells_ptr,
     du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
-    K, dim, N, gsize, nbpg, nchunk_max, cells, g1g2, g2,
+    K, dim, N, gsize, nbpg, nchunk_max, lmax, cells, g1g2, g2,
     su_b, su_k, su_d, su_0, su_1, su_2,
     sdt_b, sdt_k, sdt_d, sdt_0, sdt_1, sdt_2,
     sB_b, sB_k, sB_g, sB_n, sB_0, sB_1, sB_2,
@@ -38,7 +39,7 @@ def routed_scan_bwd_kernel(
     sddt_b, sddt_k, sddt_d, sddt_0, sddt_1, sddt_2,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, HAS_DLAST: tl.constexpr,
-    BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CELLS: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)  # program bases in 64 bits; offsets inside a batch element 32-bit
     pid_c = tl.program_id(1)
@@ -90,7 +91,7 @@ def routed_scan_bwd_kernel(
             t_mask = t < length
             td_mask = t_mask & d_mask
             tn_mask = t_mask & n_mask
-            c0, c1, c2 = route_coords(tbl_ptr, k, t)
+            c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t, t_mask, lmax, CELLS)
             h0 = tl.load(st_base + (c * dim * N + st_dn), mask=dn_mask, other=0.0)
             u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2 + u_d), mask=td_mask, other=0.0).to(ct)
             dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2 + dt_d), mask=td_mask,
@@ -124,7 +125,7 @@ def routed_scan_bwd_kernel(
             # Decay of the following step (the next tile's first step for the last row).
             tn = t + 1
             tn_ok = (tn < length) & d_mask
-            e0, e1, e2 = route_coords(tbl_ptr, k, tn)
+            e0, e1, e2 = route_cells(cells_ptr, tbl_ptr, k, tn, tn < length, lmax, CELLS)
             dt_next = tl.load(dt_base + (e0 * sdt_0 + e1 * sdt_1 + e2 * sdt_2 + dt_d), mask=tn_ok,
                               other=0.0).to(ct)
             if HAS_BIAS:

@@ -57,3 +57,16 @@ def route_coords(tbl_ptr, k, t):
     c1 = tl.where(ax0 == 1, v0, tl.where(ax1 == 1, v1, v2))
     c2 = tl.where(ax0 == 2, v0, tl.where(ax1 == 2, v1, v2))
     return c0, c1, c2
+
+
+@triton.jit
+def route_cells(cells_ptr, tbl_ptr, k, t, t_mask, lmax, CELLS: tl.constexpr):
+    """Grid coordinates of steps ``t`` of route ``k``. With ``CELLS`` every tensor is laid out row-major over
+    the grid (a stride per cell), so the route's precomputed linear cell indices (one int32 row per route)
+    are returned as the fastest coordinate and the other two are constant zeros: a cached load per step
+    instead of the mixed-radix integer divisions of ``route_coords``."""
+    if CELLS:
+        cell = tl.load(cells_ptr + k * lmax + t, mask=t_mask, other=0)
+        return 0, 0, cell
+    else:
+        return route_coords(tbl_ptr, k, t)

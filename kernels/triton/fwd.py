@@ -13,14 +13,14 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import route_coords, scan_combine, softplus
+from .common import route_cells, scan_combine, softplus
 
 
 @triton.jit
 def routed_scan_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
-    y_ptr, acc_ptr, last_ptr, states_ptr, tbl_ptr,
-    K, dim, N, gsize, nbpg, nchunk_max,
+    y_ptr, acc_ptr, last_ptr, states_ptr, tbl_ptr, cells_ptr,
+    K, dim, N, gsize, nbpg, nchunk_max, lmax,
     su_b, su_k, su_d, su_0, su_1, su_2,
     sdt_b, sdt_k, sdt_d, sdt_0, sdt_1, sdt_2,
     sB_b, sB_k, sB_g, sB_n, sB_0, sB_1, sB_2,
@@ -29,7 +29,7 @@ def routed_scan_fwd_kernel(
     sy_b, sy_d, sy_0, sy_1, sy_2,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     GATE: tl.constexpr, SEPARATE_ACC: tl.constexpr, SAVE_STATES: tl.constexpr, WRITE_LAST: tl.constexpr,
-    BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CELLS: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)  # program bases in 64 bits: batch x channels x cells can pass 2**31
     pid_c = tl.program_id(1)
@@ -72,8 +72,8 @@ def routed_scan_fwd_kernel(
         B_n, C_n, st_dn = n * sB_n, n * sC_n, d * N + n
         for c in range(tl.cdiv(length, BLOCK_L)):
             t = c * BLOCK_L + rows
-            c0, c1, c2 = route_coords(tbl_ptr, k, t)
             t_mask = t < length
+            c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t, t_mask, lmax, CELLS)
             if SAVE_STATES:
                 tl.store(st_base + (c * dim * N + st_dn), h, mask=dn_mask)
             td_mask = t_mask & d_mask

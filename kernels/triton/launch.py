@@ -11,7 +11,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from ..routes import RouteSet
+from ..routes import RouteSet, _route_indices
 from .routing import MAX_AXES, route_plan
 
 __all__ = ["tile_config", "scan_forward", "scan_backward"]
@@ -69,15 +69,48 @@ def _grid_strides(x: torch.Tensor, G: int) -> list[int]:
     return list(x.stride()[x.dim() - G:]) + [0] * (MAX_AXES - G)
 
 
-def _map_strides(x: torch.Tensor, G: int, per_route: bool) -> list[int]:
+def _map_strides(x: torch.Tensor, G: int, per_route: bool, cells: bool = False) -> list[int]:
     """(batch, route, channel, grid0, grid1, grid2) strides of a (b, [K], d, *grid) tensor."""
     s = x.stride()
-    return [s[0], s[1] if per_route else 0, s[-G - 1]] + _grid_strides(x, G)
+    return [s[0], s[1] if per_route else 0, s[-G - 1]] + _cell_strides(x, G, cells)
 
 
 def _bc_view(x: torch.Tensor, G: int) -> torch.Tensor:
     """B/C as (b, K, groups, N, *grid)."""
     return x.unsqueeze(2) if x.dim() == G + 3 else x
+
+
+def _grid_linear(x: torch.Tensor, G: int) -> bool:
+    """True if x's grid axes are laid out row-major (offset = linear cell index x stride of the last axis),
+    as both channels-first and channels-last maps are."""
+    if x is None:
+        return True
+    sizes, strides = x.shape[x.dim() - G:], x.stride()[x.dim() - G:]
+    return all(sizes[j] == 1 or strides[j] == strides[j + 1] * sizes[j + 1] for j in range(G - 1))
+
+
+def _cell_strides(x: torch.Tensor, G: int, cells: bool) -> list[int]:
+    """Grid strides for the kernels: per axis, or (0, 0, stride per cell) when addressing by cell index."""
+    if cells:
+        return [0] * (MAX_AXES - 1) + [x.stride(-1)]
+    return _grid_strides(x, G)
+
+
+def _cell_table(routes: RouteSet, grid: tuple, device: torch.device):
+    """(K, lmax) int32 linear cell index of every step of every route (cached per device)."""
+    key = ("cells", routes, grid, str(device))
+    table = _TABLE_CACHE.get(key)
+    if table is None:
+        idx = [_route_indices(r, grid) for r in routes]
+        lmax = max(len(i) for i in idx)
+        rows = torch.zeros(len(idx), lmax, dtype=torch.int32)
+        for k, i in enumerate(idx):
+            rows[k, :len(i)] = torch.from_numpy(i.astype("int32"))
+        table = rows.to(device)
+        if len(_TABLE_CACHE) > 256:
+            _TABLE_CACHE.clear()
+        _TABLE_CACHE[key] = table
+    return table
 
 
 def _device_table(routes: RouteSet, grid: tuple, device: torch.device):
@@ -124,7 +157,8 @@ def _launch_forward(grid_dims, routes, grid, *args, **meta):
         from .fwd_nloop import routed_scan_fwd_nloop_kernel as kernel
 
     _, table = _device_table(routes, grid, args[0].device)
-    args = args[:12] + (table,) + args[12:]
+    cells = _cell_table(routes, grid, args[0].device)
+    args = args[:12] + (table, cells) + args[12:]
     kernel[grid_dims](*args, **meta)
 
 
@@ -156,21 +190,22 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
     A_c = A.to(ct).contiguous()
     dummy = A_c
     z_arg = z if z is not None else y
-    sz = [z.stride(0), z.stride(1)] + _grid_strides(z, G) if z is not None else [0] * 5
-    sy = [y.stride(0), y.stride(1)] + _grid_strides(y, G)
-    sB = list(Bv.stride()[:4]) + _grid_strides(Bv, G)
-    sC = list(Cv.stride()[:4]) + _grid_strides(Cv, G)
+    by_cell = all(_grid_linear(t, G) for t in (u, delta, Bv, Cv, z, y, acc))
+    sz = [z.stride(0), z.stride(1)] + _cell_strides(z, G, by_cell) if z is not None else [0] * 5
+    sy = [y.stride(0), y.stride(1)] + _cell_strides(y, G, by_cell)
+    sB = list(Bv.stride()[:4]) + _cell_strides(Bv, G, by_cell)
+    sC = list(Cv.stride()[:4]) + _cell_strides(Cv, G, by_cell)
     if launch:
         _launch_forward(
             (batch, groups * nbpg), routes, grid, u, delta, A_c, Bv, Cv,
             D.contiguous() if D is not None else dummy, z_arg,
             delta_bias.contiguous() if delta_bias is not None else dummy,
             y, acc, last if last is not None else dummy, states if states is not None else dummy,
-            K, dim, N, gsize, nbpg, nchunk_max,
-            *_map_strides(u, G, per_u), *_map_strides(delta, G, per_dt), *sB, *sC, *sz, *sy,
+            K, dim, N, gsize, nbpg, nchunk_max, max(plan.lengths),
+            *_map_strides(u, G, per_u, by_cell), *_map_strides(delta, G, per_dt, by_cell), *sB, *sC, *sz, *sy,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
             GATE=gate_in_kernel, SEPARATE_ACC=separate, SAVE_STATES=save_states, WRITE_LAST=need_last,
-            BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), num_warps=warps,
+            BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), CELLS=by_cell, num_warps=warps,
         )
     ysum = acc if separate else None
     if z is not None and not gate_in_kernel:
@@ -214,23 +249,24 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     dbias_part = torch.empty(batch, K, dim, dtype=ct, device=u.device) if delta_bias is not None else None
     A_c = A.to(ct).contiguous()
     dummy = A_c
-    sz = [z.stride(0), z.stride(1)] + _grid_strides(z, G) if z is not None else [0] * 5
-    sB = list(Bv.stride()[:4]) + _grid_strides(Bv, G)
-    sC = list(Cv.stride()[:4]) + _grid_strides(Cv, G)
+    by_cell = all(_grid_linear(t, G) for t in (u, delta, Bv, Cv, z, dy, du, ddt))
+    sz = [z.stride(0), z.stride(1)] + _cell_strides(z, G, by_cell) if z is not None else [0] * 5
+    sB = list(Bv.stride()[:4]) + _cell_strides(Bv, G, by_cell)
+    sC = list(Cv.stride()[:4]) + _cell_strides(Cv, G, by_cell)
     routed_scan_bwd_kernel[(batch, nblocks)](
         u, delta, A_c, Bv, Cv,
         D.contiguous() if D is not None else dummy, z if z is not None else dy,
         delta_bias.contiguous() if delta_bias is not None else dummy, dy, states,
-        dlast.contiguous() if dlast is not None else dummy, table,
+        dlast.contiguous() if dlast is not None else dummy, table, _cell_table(routes, grid, u.device),
         du, ddt, dA_part, dB_part, dC_part,
         dD_part if dD_part is not None else dummy, dbias_part if dbias_part is not None else dummy,
-        K, dim, N, gsize, nbpg, nchunk_max, cells, pgrid[1] * pgrid[2], pgrid[2],
-        *_map_strides(u, G, per_u), *_map_strides(delta, G, per_dt), *sB, *sC, *sz,
-        dy.stride(0), dy.stride(1), *_grid_strides(dy, G),
-        *_map_strides(du, G, per_u), *_map_strides(ddt, G, per_dt),
+        K, dim, N, gsize, nbpg, nchunk_max, max(plan.lengths), cells, pgrid[1] * pgrid[2], pgrid[2],
+        *_map_strides(u, G, per_u, by_cell), *_map_strides(delta, G, per_dt, by_cell), *sB, *sC, *sz,
+        dy.stride(0), dy.stride(1), *_cell_strides(dy, G, by_cell),
+        *_map_strides(du, G, per_u, by_cell), *_map_strides(ddt, G, per_dt, by_cell),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
         SHARED_U=not per_u, SHARED_DT=not per_dt, HAS_DLAST=dlast is not None,
-        BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), num_warps=warps,
+        BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), CELLS=by_cell, num_warps=warps,
     )
 
     def finish_bc(part, like):

@@ -169,6 +169,26 @@ def test_several_tiles_per_route(monkeypatch):
     check(make_inputs(atrous2d(), (5, 5), per_route_dt=True, groups=2), atrous2d())
 
 
+def test_grid_axes_not_row_major():
+    """Maps whose grid axes are not laid out row-major (a transposed view) cannot be addressed by linear cell
+    index; the kernels fall back to per-axis route coordinates."""
+    routes = cross2d()
+    x = make_inputs(routes, (4, 3))
+    for key in ("u", "delta", "z"):
+        base = x[key].detach().transpose(-1, -2).contiguous().transpose(-1, -2)  # same values, W-major storage
+        assert not base.is_contiguous()
+        x[key] = base.requires_grad_()
+    check(x, routes)
+
+
+@pytest.mark.parametrize("kernel", ["tile3d"])
+def test_other_forward_kernel(kernel, monkeypatch):
+    """The alternative forward kernel (VSSM_SCAN_FWD_KERNEL) computes the same scan."""
+    monkeypatch.setenv("VSSM_SCAN_FWD_KERNEL", kernel)
+    check(make_inputs(cross2d(), (3, 5), N=4), cross2d(), last=True)
+    check(make_inputs(bidir1d(), (6,), N=16, per_route_u=True), bidir1d())
+
+
 @pytest.mark.parametrize("bc", ["fixed", "shared", "grouped"])
 def test_one_route_op(bc):
     batch, dim, N, L = 2, 6, 4, 9
