@@ -38,6 +38,41 @@ def test_outputs_are_nchw_pyramid_with_out_norms():
     torch.testing.assert_close(y.mean(1), torch.zeros_like(y.mean(1)), atol=1e-5, rtol=0)
 
 
+FAMILIES = [
+    SMALL,
+    dict(type="MSVMamba", arch="nano", dims=16, depths=(1, 1, 1, 1), drop_path_rate=0.0),
+    dict(type="EfficientVMamba", arch="tiny", dims=16, depths=(1, 1, 1, 1), drop_path_rate=0.0),
+    dict(type="MM_VSSM", dims=16, depths=(1, 1, 1, 1), ssm_d_state=1, ssm_ratio=1.0, forward_type="v05_noz",
+         downsample_version="v3", patchembed_version="v2", norm_layer="ln2d"),
+    dict(type="Vim", arch="tiny_patch16_224", img_size=64, model_kwargs=dict(depth=4, embed_dim=32)),
+    dict(type="TimmBackbone", model_name="resnet18", out_indices=(1, 2, 3, 4), out_norm=True),
+]
+
+
+@pytest.mark.parametrize("cfg", FAMILIES, ids=lambda c: c["type"])
+def test_outputs_are_contiguous_nchw_so_roi_align_pools_the_right_cells(cfg):
+    # regression: the out-norm (timm LayerNorm2d) returned channels-last-strided views; the FPN's convs carried
+    # that layout on and mmcv's RoIAlign, which reads raw NCHW memory, pooled scrambled features, so Mask R-CNN
+    # learned its RPN but not its RoI heads (smoke bbox mAP 0.002 where the fixed backbone reaches > 0.3)
+    from mmcv.ops import RoIAlign
+    from mmdet.registry import MODELS
+
+    import vssm.mm  # noqa: F401
+
+    torch.manual_seed(0)
+    b = MODELS.build(cfg).eval()
+    feats = b(torch.randn(1, 3, 64, 64))
+    assert all(f.is_contiguous() for f in feats)
+    neck = MODELS.build(dict(type="FPN", in_channels=b.channels, out_channels=8, num_outs=4)).eval()
+    with torch.no_grad():
+        p2 = neck(feats)[0]
+    rois = torch.tensor([[0.0, 3.0, 5.0, 40.0, 30.0], [0.0, 20.0, 10.0, 60.0, 62.0]])
+    pool = RoIAlign((7, 7), spatial_scale=1 / b.strides[0], sampling_ratio=2, aligned=True)
+    assert p2.is_contiguous()
+    # pooled from the map as the heads get it == pooled from the same values in NCHW memory
+    torch.testing.assert_close(pool(p2, rois), pool(p2.contiguous(), rois))
+
+
 def test_frozen_stages_and_norm_eval():
     b = build(frozen_stages=1)
     frozen = {n for n, p in b.named_parameters() if not p.requires_grad}

@@ -185,7 +185,10 @@ class TimmPyramidBackbone(BaseModule):
         feats = self._forward_body(x)
         if self.out_norm:
             feats = [getattr(self, f"outnorm{i}")(f) for i, f in zip(self.out_indices, feats)]
-        return tuple(feats)
+        # contiguous NCHW memory: timm's LayerNorm2d (the out-norm) returns a permuted view with channels-last
+        # strides, convs (FPN) carry that layout on, and mmcv's RoIAlign / RoIPool read the raw memory as NCHW,
+        # so RoI heads would pool scrambled features (a detector then learns its RPN but never its RoI heads)
+        return tuple(f.contiguous() for f in feats)
 
     def log_summary(self):
         MMLogger.get_current_instance().info(
