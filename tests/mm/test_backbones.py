@@ -21,7 +21,7 @@ def test_registered_in_both_toolkits():
     from mmdet.registry import MODELS as DET
     from mmseg.registry import MODELS as SEG
 
-    for name in ("VMamba", "MM_VSSM", "TimmBackbone"):
+    for name in ("VMamba", "MM_VSSM", "EfficientVMamba", "MM_EfficientVSSM", "TimmBackbone"):
         assert DET.get(name) is not None and SEG.get(name) is not None
 
 

@@ -87,6 +87,51 @@ def test_mm_vssm_rejects_what_we_do_not_build():
             MODELS.build(dict(OFFICIAL_VMAMBA_T, **bad))
 
 
+# the backbone dict of the official EfficientVMamba detection config with dims 96, depths 2-2-4-2 (its FPN
+# inputs, Swin-T's 96-768, match; the published tiny one does not); also merged into the Swin-T config
+OFFICIAL_EFFICIENT_96 = dict(
+    type="MM_EfficientVSSM", depths=(2, 2, 4, 2), dims=96, out_indices=(0, 1, 2, 3), pretrained="",
+    ssm_d_state=16, ssm_dt_rank="auto", ssm_ratio=2.0, mlp_ratio=0.0, downsample_version="v1",
+    patchembed_version="v1", window_size=2)
+
+
+def test_official_efficient_vmamba_config_runs_on_our_efficient_vmamba(tmp_path, monkeypatch):
+    from mmdet.registry import MODELS
+
+    _no_downloads(monkeypatch)
+    path = tmp_path / "official_efficient.py"
+    path.write_text("_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py']\n"
+                    "custom_imports = dict(imports=['vssm.mm'], allow_failed_imports=False)\n"
+                    f"model = dict(backbone={OFFICIAL_EFFICIENT_96!r})\n")
+    cfg, model = _build(path)
+    assert "embed_dims" in cfg.model.backbone and cfg.model.backbone.window_size == 2  # Swin keys merged in
+    ours = MODELS.build(dict(type="EfficientVMamba", arch="tiny", depths=(2, 2, 4, 2), dims=96,
+                             drop_path_rate=0.1))
+    assert {k: v.shape for k, v in model.backbone.state_dict().items()} == \
+        {k: v.shape for k, v in ours.state_dict().items()}
+    model.init_weights()  # must not fetch Swin's weights
+    model.eval()
+    with torch.no_grad():
+        feats = model.backbone(torch.randn(1, 3, 64, 96))
+    assert [f.shape[1] for f in feats] == [96, 192, 384, 768]
+    assert [96 // f.shape[-1] for f in feats] == [4, 8, 16, 32]
+
+
+def test_mm_efficient_vssm_rejects_what_the_official_backbone_does_not_build():
+    from mmdet.registry import MODELS
+
+    import vssm.mm  # noqa: F401
+
+    for bad, match in ((dict(ssm_d_state=1), "ssm_d_state=1"),
+                       (dict(mlp_ratio=4.0), "mlp_ratio=4.0"),
+                       (dict(downsample_version="v2"), "downsample_version='v2'"),
+                       (dict(patchembed_version="v2"), "patchembed_version='v2'"),
+                       (dict(norm_layer="bn"), "norm_layer='bn'"),
+                       (dict(forward_type="v2"), "unknown arguments")):
+        with pytest.raises(ValueError, match=match):
+            MODELS.build(dict(OFFICIAL_EFFICIENT_96, **bad))
+
+
 def test_our_vmamba_t_recipes_have_the_official_counts():
     _, det = _build(ROOT / "configs/mmdet/vmamba/mask-rcnn_vmamba-t_fpn_1x_coco.py")
     assert _n(det) == MASK_RCNN_VMAMBA_T

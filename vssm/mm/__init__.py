@@ -13,10 +13,10 @@ from .adapter import TimmPyramidBackbone  # noqa: E402
 from .backbones import EfficientVMamba, MSVMamba, TimmBackbone, Vim, VMamba  # noqa: E402
 from .checkpoint import allow_mmengine_checkpoints, load_backbone_checkpoint  # noqa: E402
 from .hooks import DumpReplicaWeightsHook  # noqa: E402
-from .official import OfficialVSSM  # noqa: E402
+from .official import OfficialEfficientVSSM, OfficialVSSM  # noqa: E402
 from .optim import LayerDecayOptimWrapperConstructor  # noqa: E402
 from .video import ConvS5Backbone  # noqa: E402
 
 allow_mmengine_checkpoints()  # resume / load_from / test read MMEngine checkpoints with weights_only=True
 
-__all__ = ["TimmPyramidBackbone", "TimmBackbone", "VMamba", "MSVMamba", "EfficientVMamba", "Vim", "OfficialVSSM", "ConvS5Backbone", "DumpReplicaWeightsHook", "LayerDecayOptimWrapperConstructor", "allow_mmengine_checkpoints", "load_backbone_checkpoint"]
+__all__ = ["TimmPyramidBackbone", "TimmBackbone", "VMamba", "MSVMamba", "EfficientVMamba", "Vim", "OfficialVSSM", "OfficialEfficientVSSM", "ConvS5Backbone", "DumpReplicaWeightsHook", "LayerDecayOptimWrapperConstructor", "allow_mmengine_checkpoints", "load_backbone_checkpoint"]

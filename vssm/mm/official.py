@@ -1,4 +1,5 @@
-"""``type='MM_VSSM'``: the official VMamba detection/segmentation configs run unchanged on our VMamba.
+"""``type='MM_VSSM'`` / ``type='MM_EfficientVSSM'``: the official VMamba and EfficientVMamba detection /
+segmentation configs run unchanged on our VMamba / EfficientVMamba.
 
 The official configs inherit the Swin configs without ``_delete_``, so the merged backbone dict also carries
 Swin's keys and an ``init_cfg`` pointing at Swin's ImageNet weights. The official wrapper ignores them
@@ -12,7 +13,7 @@ import re
 
 from mmengine.logging import MMLogger
 
-from .backbones import VMamba
+from .backbones import EfficientVMamba, VMamba
 from .registry import register_backbone
 
 # keys of mmdet's / mmseg's SwinTransformer that reach MM_VSSM through the inherited Swin configs
@@ -85,4 +86,56 @@ class OfficialVSSM(VMamba):
                                                       ("ssm_init", ssm_init)) if v is not None]
         MMLogger.get_current_instance().info(
             "MM_VSSM: ignoring Swin / classification-only arguments (as the official wrapper does): "
+            + ", ".join(ignored))
+
+
+@register_backbone(name="MM_EfficientVSSM")
+class OfficialEfficientVSSM(EfficientVMamba):
+    """Accepts the official ``MM_EfficientVSSM`` arguments (EfficientVMamba's detection configs) and maps them
+    onto :class:`EfficientVMamba`.
+
+    What the official backbone builds, whatever its configs say: stages 0-1 atrous SS2D blocks and stages 2-3
+    inverted residuals, a 4x4 patch embedding (``patchembed_version`` is not read), and d_state 16 with dt rank
+    'auto' (``ssm_d_state`` / ``ssm_dt_rank`` / ``d_state`` / ``dt_rank`` never reach its blocks). Those keys are
+    therefore accepted only at the values the official model has, so a config asking for something else fails
+    here instead of silently building another model (other widths: ``type='EfficientVMamba'`` with
+    ``model_kwargs``). ``window_size`` is Swin's key (the configs set it to 2; the atrous step is ``step_size``).
+    The published configs set ``mlp_ratio=0.0`` and ``downsample_version='v1'`` (patch merging); the official
+    defaults (4.0, 'v2') are not built here and raise.
+    """
+
+    def __init__(self, out_indices=(0, 1, 2, 3), pretrained=None, norm_layer="ln", depths=(2, 2, 9, 2),
+                 dims=(96, 192, 384, 768), ssm_d_state=16, ssm_dt_rank="auto", d_state=16, dt_rank="auto",
+                 ssm_ratio=2.0, mlp_ratio=4.0, downsample_version="v2", patchembed_version="v1", step_size=2,
+                 drop_path_rate=0.1, use_checkpoint=False, with_cp=False, frozen_stages=-1, patch_size=4,
+                 in_chans=3, num_classes=1000, **swin_keys):
+        unknown = sorted(set(swin_keys) - SWIN_KEYS)
+        if unknown:
+            raise ValueError(f"MM_EfficientVSSM: unknown arguments {unknown}")
+        init_cfg = swin_keys.get("init_cfg")
+        if init_cfg and "swin" not in str(init_cfg.get("checkpoint", "")).lower():
+            raise ValueError("MM_EfficientVSSM takes its weights from pretrained=...; for init_cfg use "
+                             "type='EfficientVMamba'")
+        problems = []
+        norm_name = norm_layer if isinstance(norm_layer, str) else getattr(norm_layer, "__name__", str(norm_layer))
+        if str(norm_name).lower() not in ("ln", "layernorm"):
+            problems.append(f"norm_layer={norm_layer!r} (only LayerNorm)")
+        for name, value, ok in (("ssm_d_state", ssm_d_state, 16), ("d_state", d_state, 16),
+                                ("ssm_dt_rank", ssm_dt_rank, "auto"), ("dt_rank", dt_rank, "auto"),
+                                ("mlp_ratio", mlp_ratio, 0.0), ("downsample_version", downsample_version, "v1"),
+                                ("patchembed_version", patchembed_version, "v1"), ("step_size", step_size, 2),
+                                ("patch_size", patch_size, 4)):
+            if value != ok:
+                problems.append(f"{name}={value!r} (only {ok!r})")
+        if problems:
+            raise ValueError("MM_EfficientVSSM: options not built here (the official backbone builds d_state 16, "
+                             "dt rank 'auto', no MLP, patch merging, 4x4 patch embedding, atrous step 2): "
+                             + "; ".join(problems))
+        super().__init__(arch="tiny", depths=depths, dims=dims,
+                         model_kwargs=dict(d_state=16, dt_rank="auto", ssm_ratio=ssm_ratio, in_chans=in_chans),
+                         out_indices=out_indices, frozen_stages=frozen_stages, drop_path_rate=drop_path_rate,
+                         with_cp=with_cp or use_checkpoint, pretrained=pretrained or None)
+        ignored = sorted(swin_keys) + (["num_classes"] if num_classes is not None else [])
+        MMLogger.get_current_instance().info(
+            "MM_EfficientVSSM: ignoring Swin / classification-only arguments (as the official wrapper does): "
             + ", ".join(ignored))
