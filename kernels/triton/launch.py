@@ -32,16 +32,17 @@ def tile_config(N: int, gsize: int, max_len: int, kernel: str = "fwd") -> tuple[
     the longest route. BLOCK_L is shared (the backward pass restarts from states the forward pass saved
     every BLOCK_L steps); the channel block and warps are each kernel's own.
 
-    The forward kernel ("nloop") keeps a 2-D steps x channels tile for any N; the backward kernel a 3-D
-    BLOCK_L x BLOCK_D x BLOCK_N tile, kept at 2048 (N <= 4) or 4096 elements since it lives in registers
-    through the scans. Chosen from H100 sweeps at 56x56, batch 128 (notes/kernels.md). Overrides:
+    From H100 sweeps at 56x56, batch 128 (notes/kernels.md, 2026-11-23): N <= 4 runs the 2-D "nloop"
+    forward on 16 x 32 tiles with 4 warps (fwd+bwd 10.7 ms against 11.4 ms for the 3-D kernel); larger N
+    the 3-D forward on 16 x 16 x N tiles (fwd+bwd 88.6 ms against 109 ms). The backward kernel keeps a 3-D
+    BLOCK_L x BLOCK_D x BLOCK_N tile of 2048 (N <= 4) or 4096 elements. Overrides:
     ``VSSM_SCAN_TILE="L,D,warps"`` (forward), ``VSSM_SCAN_BWD_TILE="D,warps"`` (backward).
     """
     bn = _next_pow2(N)
     fwd_override = os.environ.get("VSSM_SCAN_TILE")
     if fwd_override:
         bl, bd, warps = (int(v) for v in fwd_override.split(","))
-    elif forward_kernel_name() == "tile3d":
+    elif forward_kernel_name(N) == "tile3d":
         bd = 32 if bn <= 4 else (16 if bn <= 16 else 8)
         bl = max(8, min(128, (2048 if bn <= 4 else 4096) // (bd * bn)))
         warps = 4
@@ -59,10 +60,10 @@ def tile_config(N: int, gsize: int, max_len: int, kernel: str = "fwd") -> tuple[
     return bl, bd, warps
 
 
-def forward_kernel_name() -> str:
-    """Which forward kernel runs: "nloop" (2-D tiles, states one at a time) or "tile3d" (3-D tiles).
-    ``VSSM_SCAN_FWD_KERNEL`` overrides (benchmarks compare the two)."""
-    return os.environ.get("VSSM_SCAN_FWD_KERNEL", "nloop")
+def forward_kernel_name(N: int) -> str:
+    """Which forward kernel runs: "nloop" (2-D tiles, states one at a time; small N) or "tile3d" (3-D tiles;
+    larger N). ``VSSM_SCAN_FWD_KERNEL`` overrides (benchmarks compare the two)."""
+    return os.environ.get("VSSM_SCAN_FWD_KERNEL") or ("nloop" if N <= 4 else "tile3d")
 
 
 def _grid_strides(x: torch.Tensor, G: int) -> list[int]:
@@ -150,8 +151,8 @@ def _geometry(u, A, B, routes):
     return G, grid, K, dim, N, groups, gsize
 
 
-def _launch_forward(grid_dims, routes, grid, *args, **meta):
-    if forward_kernel_name() == "tile3d":
+def _launch_forward(grid_dims, routes, grid, kernel_name, *args, **meta):
+    if kernel_name == "tile3d":
         from .fwd import routed_scan_fwd_kernel as kernel
     else:
         from .fwd_nloop import routed_scan_fwd_nloop_kernel as kernel
@@ -197,7 +198,7 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
     sC = list(Cv.stride()[:4]) + _cell_strides(Cv, G, by_cell)
     if launch:
         _launch_forward(
-            (batch, groups * nbpg), routes, grid, u, delta, A_c, Bv, Cv,
+            (batch, groups * nbpg), routes, grid, forward_kernel_name(N), u, delta, A_c, Bv, Cv,
             D.contiguous() if D is not None else dummy, z_arg,
             delta_bias.contiguous() if delta_bias is not None else dummy,
             y, acc, last if last is not None else dummy, states if states is not None else dummy,

@@ -181,9 +181,9 @@ def test_grid_axes_not_row_major():
     check(x, routes)
 
 
-@pytest.mark.parametrize("kernel", ["tile3d"])
+@pytest.mark.parametrize("kernel", ["tile3d", "nloop"])
 def test_other_forward_kernel(kernel, monkeypatch):
-    """The alternative forward kernel (VSSM_SCAN_FWD_KERNEL) computes the same scan."""
+    """Either forward kernel (VSSM_SCAN_FWD_KERNEL) at the state sizes the other one runs by default."""
     monkeypatch.setenv("VSSM_SCAN_FWD_KERNEL", kernel)
     check(make_inputs(cross2d(), (3, 5), N=4), cross2d(), last=True)
     check(make_inputs(bidir1d(), (6,), N=16, per_route_u=True), bidir1d())
