@@ -61,15 +61,20 @@ def _timed(fn, iters: int, warmup: int) -> float:
     return start.elapsed_time(end) / 1e3 / iters
 
 
-def gpu_throughput(name: str, img: int, batch: int, iters: int, warmup: int = 5) -> dict:
+def gpu_throughput(name: str, img: int, batch: int, iters: int, warmup: int = 5, compiled: bool = False,
+                   precisions=("fp32", "bf16")) -> dict:
+    """Images/s and peak memory; with ``compiled`` the model runs under ``torch.compile`` (the scan stays
+    one custom op in the graph) and the keys get a ``compiled_`` prefix."""
     device = torch.device("cuda")
     out = {}
-    for precision in ("fp32", "bf16"):
+    prefix = "compiled_" if compiled else ""
+    for precision in precisions:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16")
         x = torch.randn(batch, 3, img, img, device=device)
         y = torch.randint(0, 1000, (batch,), device=device)
 
-        model = timm.create_model(name).to(device).eval()
+        module = timm.create_model(name).to(device).eval()
+        model = torch.compile(module) if compiled else module
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
@@ -78,11 +83,14 @@ def gpu_throughput(name: str, img: int, batch: int, iters: int, warmup: int = 5)
                 model(x)
 
         sec = _timed(infer, iters, warmup)
-        out[f"infer_{precision}_img_s"] = batch / sec
-        out[f"infer_{precision}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
+        out[f"{prefix}infer_{precision}_img_s"] = batch / sec
+        out[f"{prefix}infer_{precision}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
 
-        model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        module.train()
+        if compiled:  # a fresh graph for train mode (norm / dropout behaviour differs)
+            torch._dynamo.reset()
+            model = torch.compile(module)
+        opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
@@ -94,9 +102,11 @@ def gpu_throughput(name: str, img: int, batch: int, iters: int, warmup: int = 5)
             opt.zero_grad(set_to_none=True)
 
         sec = _timed(train_step, iters, warmup)
-        out[f"train_{precision}_img_s"] = batch / sec
-        out[f"train_{precision}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
-        del model, opt
+        out[f"{prefix}train_{precision}_img_s"] = batch / sec
+        out[f"{prefix}train_{precision}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
+        del model, module, opt
+        if compiled:
+            torch._dynamo.reset()
     out["gpu"] = torch.cuda.get_device_name()
     return out
 
@@ -111,6 +121,8 @@ def main(argv=None):
     p.add_argument("--cpu-latency", action="store_true", help="batch-1 CPU latency (slow: reference scan)")
     p.add_argument("--cpu-iters", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--compile", action="store_true",
+                   help="also measure bf16 throughput under torch.compile (keys compiled_*)")
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
     if a.gpu and not torch.cuda.is_available():
@@ -123,6 +135,8 @@ def main(argv=None):
             row.update(cpu_latency(name, a.img, a.cpu_iters, a.threads))
         if a.gpu:
             row.update(gpu_throughput(name, a.img, a.batch, a.iters), batch=a.batch)
+            if a.compile:
+                row.update(gpu_throughput(name, a.img, a.batch, a.iters, compiled=True, precisions=("bf16",)))
         results[name] = row
         print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
               flush=True)

@@ -10,7 +10,7 @@ MODELS=${MODELS:-"vmamba_tiny vmamba_small vmamba_base vim_tiny_patch16_224 vim_
 python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -3
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; date -u
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } | tee "$OUT/device.txt"
-timeout ${ZOO_TIMEOUT:-360} python3 tools/benchmark.py $MODELS --gpu --iters ${ITERS:-10} --json "$OUT/gpu_zoo.json" \
+timeout ${ZOO_TIMEOUT:-360} python3 tools/benchmark.py $MODELS --gpu ${COMPILE:+--compile} --iters ${ITERS:-10} --json "$OUT/gpu_zoo.json" \
     2>&1 | tee "$OUT/zoo.log"
 if [ "${CONVS5:-1}" = 1 ]; then
     timeout ${CONVS5_TIMEOUT:-150} python3 tools/benchmark_convs5.py --seq-len 300 --batch-size 8 --repeats 3 \
