@@ -11,7 +11,7 @@ pytest.importorskip("nilearn")
 
 from vssm.medical.baseline import multi_otsu_thresholds, otsu_segmentation  # noqa: E402
 from vssm.medical.data import axial_slices, load_template, make_volume, slab_split  # noqa: E402
-from vssm.medical.engine import load_config, run  # noqa: E402
+from vssm.medical.engine import load_config, lr_factor, run  # noqa: E402
 from vssm.medical.metrics import dice_per_class  # noqa: E402
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "medical")
@@ -99,6 +99,14 @@ def test_training_smoke_loss_falls_and_sliding_window_keeps_shape(tmp_path):
     parser = load_config(config("template_base.json", "vssmunet3d.json"), overrides[:1] + ["train#steps=16"] + overrides[2:])
     more = run(parser, str(tmp_path), resume=True, progress=False)
     assert len(more["losses"]) == 2
+
+
+def test_lr_factor_warmup_then_cosine():
+    assert [lr_factor(s, 100) for s in (0, 50, 100, 120)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    assert [lr_factor(s, 100, 4) for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lr_factor(50, 100, 4) == pytest.approx(0.5)     # the cosine keeps its step count after warmup
+    with pytest.raises(ValueError, match="warmup_steps"):
+        lr_factor(0, 100, -1)
 
 
 def test_labels_beyond_out_channels_stop_training(tmp_path):

@@ -22,7 +22,7 @@ from .checks import check_labels
 from .data import CLASS_NAMES, TemplateVolume, axial_slices, make_volume, slab_split
 from .metrics import dice_per_class
 
-__all__ = ["load_config", "prepare_data", "train_loader", "evaluate", "run", "save_overlay"]
+__all__ = ["load_config", "prepare_data", "train_loader", "evaluate", "run", "save_overlay", "lr_factor"]
 
 
 def _parse_value(text: str) -> Any:
@@ -154,6 +154,16 @@ def save_overlay(path: str, test: TemplateVolume, pred: torch.Tensor, baseline: 
     plt.close(fig)
 
 
+def lr_factor(step: int, steps: int, warmup_steps: int = 0) -> float:
+    """The learning-rate multiplier at ``step``: linear warmup over the first ``warmup_steps`` steps (from
+    ``1 / warmup_steps`` to 1), otherwise cosine from 1 at step 0 to 0 at ``steps``."""
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.5 * (1 + math.cos(math.pi * min(step, steps) / max(steps, 1)))
+
+
 def _save_checkpoint(path, network, optimizer, scheduler, step):
     tmp = path + ".tmp"
     torch.save({"network": network.state_dict(), "optimizer": optimizer.state_dict(),
@@ -184,8 +194,8 @@ def run(parser, out_dir: str | None = None, resume: bool = False, device: str = 
     optimizer = parser.get_parsed_content("optimizer")
     loss_fn = DeepSupervisionLoss(parser.get_parsed_content("loss"))
     steps = int(train_cfg.get("steps", 200))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+    warmup = int(train_cfg.get("warmup_steps", 0))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, warmup))
     amp = bool(train_cfg.get("amp", False))
 
     start, ckpt_path = 0, None
