@@ -3,7 +3,9 @@
     python tools/benchmark_reference_scan.py [--threads 1] [--repeats 3]
 
 Times are CPU seconds of this thread (torch runs single-threaded here), so other load on the machine
-disturbs them less than wall time; the median of ``--repeats`` runs is reported.
+disturbs them less than wall time; the median of ``--repeats`` runs is reported. Two tables: the forward pass
+(no autograd), and forward + backward through autograd (the reference's gradients, against autograd through the
+step loop), gradients taken for u, delta, A, B and C.
 """
 
 from __future__ import annotations
@@ -43,15 +45,24 @@ def cpu_time(fn, repeats):
     return statistics.median(times)
 
 
+def forward_backward(fn, inputs, grad_out):
+    """One forward and backward pass of ``fn`` through autograd, from fresh leaves."""
+    leaves = [x.detach().requires_grad_(True) for x in inputs]
+    fn(*leaves).backward(grad_out)
+    return [x.grad for x in leaves]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--length", type=int, default=3136)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-backward", action="store_true", help="time the forward pass only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), L = {args.length}")
-    print("| case | reference (s) | step loop (s) | speed-up |\n|---|---|---|---|")
+    reference = lambda *x: selective_scan(*x, backend="reference")  # noqa: E731
+    rows = {"forward": [], "forward + backward": []}
     for label, batch, dim, N in CASES:
         g = torch.Generator().manual_seed(0)
         u = torch.randn(batch, dim, args.length, generator=g)
@@ -59,13 +70,29 @@ def main():
         A = -torch.rand(dim, N, generator=g)
         B = torch.randn(batch, N, args.length, generator=g)
         C = torch.randn(batch, N, args.length, generator=g)
+        inputs = (u, delta, A, B, C)
         with torch.no_grad():
-            y_ref = selective_scan(u, delta, A, B, C, backend="reference")
-            y_loop = step_loop(u, delta, A, B, C)
-            torch.testing.assert_close(y_ref, y_loop, rtol=1e-4, atol=1e-4)
-            t_ref = cpu_time(lambda: selective_scan(u, delta, A, B, C, backend="reference"), args.repeats)
-            t_loop = cpu_time(lambda: step_loop(u, delta, A, B, C), max(1, args.repeats // 2))
-        print(f"| {label} | {t_ref:.4f} | {t_loop:.4f} | {t_loop / t_ref:.1f}x |")
+            torch.testing.assert_close(reference(*inputs), step_loop(*inputs), rtol=1e-4, atol=1e-4)
+            t_ref = cpu_time(lambda: reference(*inputs), args.repeats)
+            t_loop = cpu_time(lambda: step_loop(*inputs), max(1, args.repeats // 2))
+        rows["forward"].append((label, t_ref, t_loop))
+        print(f"{label}: forward {t_ref:.4f} s against {t_loop:.4f} s", flush=True)
+        if args.no_backward:
+            continue
+        grad_out = torch.randn(batch, dim, args.length, generator=g)
+        for got, want in zip(forward_backward(reference, inputs, grad_out),
+                             forward_backward(step_loop, inputs, grad_out)):
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+        t_ref = cpu_time(lambda: forward_backward(reference, inputs, grad_out), args.repeats)
+        t_loop = cpu_time(lambda: forward_backward(step_loop, inputs, grad_out), max(1, args.repeats // 2))
+        rows["forward + backward"].append((label, t_ref, t_loop))
+        print(f"{label}: forward + backward {t_ref:.4f} s against {t_loop:.4f} s", flush=True)
+    for name, table in rows.items():
+        if not table:
+            continue
+        print(f"\n{name}\n| case | reference (s) | step loop (s) | speed-up |\n|---|---|---|---|")
+        for label, t_ref, t_loop in table:
+            print(f"| {label} | {t_ref:.4f} | {t_loop:.4f} | {t_loop / t_ref:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":
