@@ -93,8 +93,9 @@ def _chunked_scan(decay, inp, initial_state, readout):
 
 # Elements of one (block steps x state) buffer: about 256 KiB of fp32, so a block's few buffers stay in the
 # L2/L3 caches while every pass runs over them.
-_BLOCK_ELEMS = 1 << 16
-_WORKSPACE_CAP = 1 << 21
+_BLOCK_ELEMS = 1 << 17
+_OUTER_ELEMS = 1 << 18
+_WORKSPACE_CAP = 1 << 22
 _workspace = threading.local()
 
 
@@ -193,7 +194,7 @@ class _Block:
         self.st, self.R, self.like, self.used = st, batch * G * dG, like, 0
         S = self.R * N
         self.Lb = max(1, min(length, _BLOCK_ELEMS // S))
-        self.Lo = self.Lb * max(1, min(-(-length // self.Lb), _BLOCK_ELEMS // (self.Lb * self.R)))
+        self.Lo = self.Lb * max(1, min(-(-length // self.Lb), _OUTER_ELEMS // (self.Lb * self.R)))
         self.outer = [(T0, min(length, T0 + self.Lo)) for T0 in range(0, length, self.Lo)]
         self.inner = [[(t0, min(T1, t0 + self.Lb)) for t0 in range(T0, T1, self.Lb)] for T0, T1 in self.outer]
         Lo, Lb = self.Lo, self.Lb
@@ -359,14 +360,10 @@ class _BlockedScan(torch.autograd.Function):
 
 
 def _contract_n(h, w, out, scratch):
-    """out (n, R) = sum over N of h * w, for a block of states h (n, batch, G, dG, N) and w broadcastable to it:
-    one batched matrix-vector product when w is a time-varying B or C (n, batch, G, 1, N)."""
-    n, N = h.shape[0], h.shape[-1]
-    if N == 1:
+    """out (n, R) = sum over N of h * w, for a block of states h (n, batch, G, dG, N) and w broadcastable to it.
+    (A product and a sum beat a batched matrix-vector product here: the vectors are N long.)"""
+    if h.shape[-1] == 1:
         torch.mul(h, w, out=out.view(h.shape))
-    elif w.dim() == 5 and w.shape[3] == 1 and w.is_contiguous():
-        K, dG = h[0, ..., 0].numel() // h.shape[3] * n, h.shape[3]
-        torch.bmm(h.reshape(K, dG, N), w.reshape(K, N, 1), out=out.view(K, dG, 1))
     else:
         torch.mul(h, w, out=scratch)
         torch.sum(scratch, -1, out=out.view(h.shape[:-1]))
@@ -382,16 +379,11 @@ def _bc_rows(Xt, t0, t1, st):
 def _reduce_channels(h, w, dXt, t0, t1, scratch):
     """The gradient of a B or C: h * w (n, batch, G, dG, N; w has no N axis) summed over what B/C broadcast
     across, the channels of a group (time-varying, written to rows t0:t1) or steps and batch (fixed, added)."""
-    n, N = h.shape[0], h.shape[-1]
+    torch.mul(h, w, out=scratch)
     if dXt.dim() == 2:
-        torch.mul(h, w, out=scratch)
         dXt.add_(scratch.sum((0, 1)).reshape(dXt.shape))
-    elif N == 1:
-        torch.mul(h, w, out=scratch)
-        torch.sum(scratch, 3, out=dXt[t0:t1])
     else:
-        K, dG = h[0, ..., 0].numel() // h.shape[3] * n, h.shape[3]
-        torch.bmm(h.reshape(K, dG, N).transpose(1, 2), w.reshape(K, dG, 1), out=dXt[t0:t1].view(K, N, 1))
+        torch.sum(scratch, 3, out=dXt[t0:t1])
 
 
 def linear_scan_ref(decay: torch.Tensor, inp: torch.Tensor, initial_state: torch.Tensor | None = None,
