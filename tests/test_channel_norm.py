@@ -28,3 +28,12 @@ def test_autocast_runs_in_autocast_dtype_unless_asked_not_to():
         y_fast, y_policy = fast(x), policy(x)
     assert y_fast.dtype == torch.bfloat16 and y_policy.dtype == torch.float32
     torch.testing.assert_close(y_fast.float(), y_policy, rtol=2e-2, atol=2e-2)
+
+
+def test_autocast_on_meta_device_and_torchscript():
+    """FLOPs are counted on the meta device, possibly inside an autocast region; TorchScript keeps working."""
+    norm = channel_norm(8, channels_last=True, device="meta")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert norm(torch.empty(2, 8, device="meta")).shape == (2, 8)
+    scripted = torch.jit.script(channel_norm(8, channels_last=False))
+    assert scripted(torch.randn(1, 8, 2, 3)).shape == (1, 8, 2, 3)
