@@ -10,6 +10,15 @@ positions, vectorised over chunks) to get each chunk's end state; pass 2 carries
 boundaries (a loop over the nc chunks, using each chunk's total decay); pass 3 reruns every chunk from its
 true entering state and keeps all states. That is ``2T + nc ~ 3 sqrt(L)`` vectorised multiply-adds, as
 stable as the step loop (no exp of a positive number, no division) and differentiable by autograd. The state is kept in fp32 for fp16/bf16/fp32 inputs and in fp64 for fp64 inputs.
+
+On CPU in eager mode ``selective_scan_ref`` runs the same recurrence blocked instead (``_BlockedScan``): the
+sequence is cut into blocks sized to the cache, each block goes through every pass (decay, drive, scan, readout)
+before the next, only the state is carried between blocks, and the backward pass is written out (the adjoint
+scan, run backwards over the blocks, recomputing each block's states from its saved entry state). No
+(L, ..., N) tensor is materialised, which is what made the chunked form slower than a step loop at N = 16.
+The arithmetic is the step loop's (same multiply-adds, no division, no exp of a positive number); the tests
+check it against the step loop, gradcheck it in fp64, and compare it with the chunked form. Compilers, tracers
+and exporters, and GPUs, get the chunked form.
 """
 
 from __future__ import annotations
@@ -91,9 +100,12 @@ def _chunked_scan(decay, inp, initial_state, readout):
 
 # ---- Blocked CPU path ---------------------------------------------------------------------------------------
 
-# Elements of one (block steps x state) buffer: about 256 KiB of fp32, so a block's few buffers stay in the
-# L2/L3 caches while every pass runs over them.
-_BLOCK_ELEMS = 1 << 17
+# Elements of one block buffer, (steps x state) for the inner blocks and (steps x batch*dim) for the outer ones:
+# 1 MiB of fp32, so a block's buffers stay in the L3 cache (and mostly L2) while every pass runs over them, and
+# the per-op call overhead is spread over enough elements. Measured on a 2-core EPYC (notes/foundation.md):
+# 2**16 was up to 40% slower (overhead), 2**20 no faster. The workspace keeps at most _WORKSPACE_CAP elements
+# per thread between calls (16 MiB of fp32).
+_BLOCK_ELEMS = 1 << 18
 _OUTER_ELEMS = 1 << 18
 _WORKSPACE_CAP = 1 << 22
 _workspace = threading.local()
