@@ -2,7 +2,7 @@
 saved checkpoint reproduces the logged COCO metric.
 
 Measured (notes/mm.md, 100 iterations, seed 0): bbox mAP 0.000 untrained, 0.577 trained (0.494 / 0.563 with
-small recipe changes), 0.286 with the backbone frozen at its random initialisation (only neck and heads
+small recipe changes), 0.305 with the backbone frozen at its random initialisation (only neck and heads
 trained), 0.002 when the backbone's outputs reached RoIAlign with channels-last strides (the bug this test
 guards against). The threshold sits midway between what a backbone that does not learn reaches and the lowest
 trained value. About 2 CPU-minutes (100 iterations at ~1.2 s plus two evaluations).
@@ -14,7 +14,7 @@ from mm_helpers import run_tool
 from smoke import DET_SMOKE, evaluate, last_metric, logged_scalars, schedule_options
 
 ITERS = 100
-MIN_VMAMBA_BBOX_MAP = 0.40  # frozen random backbone: 0.286-0.295; trained: 0.494-0.577 (measured)
+MIN_VMAMBA_BBOX_MAP = 0.40  # frozen random backbone: 0.286-0.305; trained: 0.494-0.577 (measured)
 MIN_RESNET_BBOX_MAP = 0.10  # the pipeline check over timm's ResNet-18 (measured 0.395)
 
 
