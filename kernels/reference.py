@@ -185,7 +185,8 @@ def _workspace_buffer(like, used, shape):
     calls (up to _WORKSPACE_CAP elements; larger requests are allocated per call). Buffers of one call never
     overlap: a pool that grows mid-call leaves the earlier buffers in the old one, alive through their views."""
     end = used + math.prod(shape)
-    key = (like.dtype, like.device)
+    # Tensors made under inference_mode cannot be written in place outside it: one pool per mode.
+    key = (like.dtype, like.device, torch.is_inference_mode_enabled())
     pool = getattr(_workspace, "pool", None)
     if pool is None or pool[0] != key or pool[1].numel() < end:
         if end > _WORKSPACE_CAP:

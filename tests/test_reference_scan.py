@@ -159,3 +159,19 @@ def test_blocked_cpu_path_matches_chunked_form(bc, N, block, monkeypatch):
         results.append([y, last] + [v.grad for v in t.values()])
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_blocked_path_across_inference_mode():
+    """The CPU path reuses its block buffers between calls; a call under inference_mode must not hand later
+    calls buffers they may not write."""
+    t = make_inputs(dtype=torch.float32)
+    args = (t["u"], t["delta"].abs(), t["A"], t["B"], t["C"])
+    with torch.inference_mode():
+        y_inf = selective_scan(*args)
+    u = t["u"].clone().requires_grad_(True)
+    y = selective_scan(u, *args[1:])
+    y.sum().backward()
+    with torch.inference_mode():
+        y_again = selective_scan(*args)
+    torch.testing.assert_close(y_inf, y.detach())
+    torch.testing.assert_close(y_again, y.detach())
