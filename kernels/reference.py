@@ -101,10 +101,10 @@ def _chunked_scan(decay, inp, initial_state, readout):
 # ---- Blocked CPU path ---------------------------------------------------------------------------------------
 
 # Elements of one block buffer, (steps x state) for the inner blocks and (steps x batch*dim) for the outer ones:
-# 1 MiB of fp32, so a block's buffers stay in the L3 cache (and mostly L2) while every pass runs over them, and
-# the per-op call overhead is spread over enough elements. Measured on a 2-core EPYC (notes/foundation.md):
-# 2**16 was up to 40% slower (overhead), 2**20 no faster. The workspace keeps at most _WORKSPACE_CAP elements
-# per thread between calls (16 MiB of fp32).
+# 1 MiB of fp32, so a block's buffers stay in the L3 cache while every pass runs over them, and the per-op call
+# overhead is spread over enough elements. Measured on a 2-core EPYC (notes/foundation.md): 2**16 was up to 40%
+# slower (overhead), larger blocks no better beyond noise. The workspace keeps at most _WORKSPACE_CAP elements per
+# thread between calls (16 MiB of fp32).
 _BLOCK_ELEMS = 1 << 18
 _OUTER_ELEMS = 1 << 18
 _WORKSPACE_CAP = 1 << 22
@@ -148,12 +148,12 @@ def _scan_into(dec, inp, init, out, reverse=False):
         carry = torch.addcmul(hr[c], Pr[c], Er[c])
     # Pass 3: rerun every chunk from its entering state.
     _steps(dc, xc, E, oc, order)
-    # Tail: the steps outside the chunks.
-    rest = n - main
-    if rest and reverse:
-        _steps(dec[:rest].unbind(0), inp[:rest].unbind(0), out[rest], out[:rest].unbind(0), range(rest - 1, -1, -1))
-    elif rest:
-        _steps(dec[main:].unbind(0), inp[main:].unbind(0), out[main - 1], out[main:].unbind(0), range(rest))
+    # Tail: the steps outside the chunks (before them when reversed).
+    left = n - main
+    if left and reverse:
+        _steps(dec[:left].unbind(0), inp[:left].unbind(0), out[left], out[:left].unbind(0), range(left - 1, -1, -1))
+    elif left:
+        _steps(dec[main:].unbind(0), inp[main:].unbind(0), out[main - 1], out[main:].unbind(0), range(left))
 
 
 # One torch op's call overhead, in elements of work it costs as much as (~2 us against ~0.3 ns an element).
