@@ -6,6 +6,8 @@ family's ``checkpoint_filter_fn``) and detector/segmentor checkpoints of ours (`
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 from typing import Callable, Optional
 
@@ -87,6 +89,27 @@ def extract_state_dict(ckpt: dict, key: Optional[str] = None) -> dict:
     return sd
 
 
+@contextlib.contextmanager
+def family_logs_to(logger: logging.Logger):
+    """Forward what the family filters log (logger ``vssm.models``, e.g. a dropped class token or a resampled
+    position table) to ``logger`` (MMEngine's) at INFO and above while the block runs."""
+    source = logging.getLogger("vssm.models")
+
+    class _Forward(logging.Handler):
+        def emit(self, record):
+            logger.log(record.levelno, f"  {record.name.rsplit('.', 1)[-1]}: {record.getMessage()}")
+
+    handler, level = _Forward(), source.level
+    source.addHandler(handler)
+    if source.getEffectiveLevel() > logging.INFO:
+        source.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        source.removeHandler(handler)
+        source.setLevel(level)
+
+
 def split_backbone_keys(sd: dict, logger: MMLogger) -> dict:
     """Keep the ``backbone.`` part of a whole-detector/segmentor state dict (prefix stripped)."""
     if not any(k.startswith("backbone.") for k in sd):
@@ -124,7 +147,8 @@ def load_backbone_checkpoint(
         # a detector's backbone (it has out-norms) lacks the classifier's final norm and head, like ours
         template = backbone.inner if out_norm_sd else backbone.filter_template()
         try:
-            body_sd = filter_fn(body_sd, template) if filter_fn is not None else body_sd
+            with family_logs_to(logger):
+                body_sd = filter_fn(body_sd, template) if filter_fn is not None else body_sd
         except ValueError as e:
             raise ValueError(f"{source} does not fit {type(backbone).__name__}({backbone.arch_desc}): {e}") from e
         inner = set(backbone.inner.state_dict())

@@ -4,10 +4,16 @@ The official model (hustvl/Vim) keeps one module per direction (``conv1d`` / ``c
 ``x_proj_b``, ``dt_proj`` / ``dt_proj_b``, ``A_log`` / ``A_b_log``, ``D`` / ``D_b``); our mixer stacks the two
 directions along a leading route axis. Every official key is either mapped or rejected with an error: nothing is
 dropped silently.
+
+A classification checkpoint with a class token (official ``*_midclstok`` or ours) also loads into a model built
+without one (the segmentation backbone): the class token and its row of the position table are dropped, the
+patch rows are resampled to the model's grid, and both steps are logged (logger ``vssm.models.vim_weights``).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from typing import Dict, Sequence, Tuple
 
@@ -26,6 +32,7 @@ OFFICIAL_ROUTE_KEYS = {
     "A_log": ("A_log", "A_b_log"),
     "D": ("D", "D_b"),
 }
+_logger = logging.getLogger(__name__)
 _SHARED_MIXER_KEYS = ("in_proj.weight", "in_proj.bias", "out_proj.weight", "out_proj.bias")
 _TOP_LEVEL = {"patch_embed.proj.weight": "patch_embed.proj.weight", "patch_embed.proj.bias": "patch_embed.proj.bias",
               "cls_token": "cls_token", "pos_embed": "pos_embed", "norm_f.weight": "norm.weight",
@@ -76,16 +83,57 @@ def _grid_of(model) -> Tuple[int, int]:
     return tuple(model.patch_embed.grid_size)
 
 
-def _fix_pos_embed(pos: torch.Tensor, model) -> torch.Tensor:
+def _grid_side(rows: int) -> int:
+    side = math.isqrt(rows)
+    return side if side * side == rows else -1
+
+
+def _fix_pos_embed(pos: torch.Tensor, model, checkpoint_has_token: bool) -> torch.Tensor:
+    """The checkpoint's position table for ``model``: class-token row dropped if the model has no class token,
+    grid resampled if the grids differ. Anything else that does not fit raises a ValueError."""
     target = model.pos_embed
-    if target is None or pos.shape == target.shape:
-        return pos
+    if target is None:
+        return pos  # the model has no position table: the loader reports pos_embed as unexpected
     n_prefix = model.num_prefix_tokens
-    n_old = pos.shape[1] - n_prefix
-    side = int(round(n_old ** 0.5))
-    if side * side != n_old:
-        raise ValueError(f"checkpoint pos_embed has {n_old} grid rows, not a square grid; cannot resample")
-    return resample_pos_embed_with_token(pos, _grid_of(model), (side, side), n_prefix, model.class_token_position)
+    grid = _grid_of(model)
+    rows = pos.shape[1]
+    if pos.dim() != 3 or pos.shape[0] != 1 or pos.shape[2] != target.shape[2]:
+        raise ValueError(f"checkpoint pos_embed has shape {tuple(pos.shape)}, the model's is {tuple(target.shape)}")
+    ckpt_prefix = 1 if checkpoint_has_token else 0
+    side = _grid_side(rows - ckpt_prefix)
+    if side < 0:
+        if _grid_side(rows - 1 + ckpt_prefix) > 0:
+            raise ValueError(
+                f"checkpoint pos_embed has {rows} rows, which fits a square grid "
+                f"{'without' if checkpoint_has_token else 'plus'} a class token, but the checkpoint "
+                f"{'has' if checkpoint_has_token else 'has no'} cls_token: an inconsistent checkpoint")
+        raise ValueError(f"checkpoint pos_embed has {rows} rows, not a square grid"
+                         f"{' plus a class token' if checkpoint_has_token else ''}; cannot resample")
+    if n_prefix and not checkpoint_has_token:
+        raise ValueError(f"the model has a class token but the checkpoint has none (no cls_token, a {side}x{side} "
+                         "position table without a token row): build the model with class_token=False")
+    if checkpoint_has_token and not n_prefix:
+        i = class_token_index(side * side, model.class_token_position)
+        pos = torch.cat([pos[:, :i], pos[:, i + 1:]], dim=1)
+        _logger.info(f"pos_embed: dropped row {i} of {rows} (the class token's, position "
+                     f"'{model.class_token_position}'): the model has no class token; {side}x{side} patch rows kept")
+    if (side, side) != tuple(grid):
+        _logger.info(f"pos_embed: resampled the {side}x{side} patch rows to the model's {grid[0]}x{grid[1]} grid "
+                     f"(bicubic){' around the class token' if n_prefix else ''}")
+        return resample_pos_embed_with_token(pos, grid, (side, side), n_prefix, model.class_token_position)
+    return pos
+
+
+def _drop_class_token(out: Dict[str, torch.Tensor], model) -> bool:
+    """Remove ``cls_token`` when the model has none (logged); returns whether the checkpoint had one."""
+    if "cls_token" not in out:
+        return False
+    if getattr(model, "cls_token", None) is None:
+        value = out.pop("cls_token")
+        if "pos_embed" not in out and getattr(model, "pos_embed", None) is not None:
+            raise ValueError("checkpoint has cls_token but no pos_embed: cannot tell which rows to keep")
+        _logger.info(f"cls_token {tuple(value.shape)}: dropped, the model is built without a class token")
+    return True
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model) -> Dict[str, torch.Tensor]:
@@ -93,14 +141,18 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model) -> Dict[str
 
     Stacks each forward/backward pair into our route-stacked tensors, renames ``layers`` -> ``blocks`` and
     ``norm_f`` -> ``norm``, resamples ``pos_embed`` to the model's grid around the class token. A state dict
-    already in our layout passes through (position table resampled). Raises ValueError on any key it cannot
-    place, and on a direction present without its partner.
+    already in our layout passes through (position table resampled). For a model without a class token (the
+    segmentation backbone) a checkpoint's ``cls_token`` and its row of ``pos_embed`` are dropped (logged). Raises
+    ValueError on any key it cannot place, on a direction present without its partner, and on a class token /
+    position table that do not fit the model (a token the model needs but the checkpoint lacks, a table whose
+    row count disagrees with the presence of ``cls_token``).
     """
     state_dict = _unwrap(state_dict)
     if any(k.startswith("blocks.") for k in state_dict):  # already ours
         out = dict(state_dict)
+        has_token = _drop_class_token(out, model)
         if "pos_embed" in out:
-            out["pos_embed"] = _fix_pos_embed(out["pos_embed"], model)
+            out["pos_embed"] = _fix_pos_embed(out["pos_embed"], model, has_token)
         return out
 
     out: Dict[str, torch.Tensor] = {}
@@ -141,6 +193,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model) -> Dict[str
             "checkpoint_filter_fn cannot place these Vim checkpoint keys (unsupported options such as rope, "
             f"layer scale or a double class token?): {sorted(unknown)[:20]}"
             + (f" ... and {len(unknown) - 20} more" if len(unknown) > 20 else ""))
+    has_token = _drop_class_token(out, model)
     if "pos_embed" in out:
-        out["pos_embed"] = _fix_pos_embed(out["pos_embed"], model)
+        out["pos_embed"] = _fix_pos_embed(out["pos_embed"], model, has_token)
     return out
