@@ -76,12 +76,12 @@ def _register_flop_counter_formula() -> None:
         from torch.utils.flop_counter import register_flop_formula
 
         from .triton import autograd  # noqa: F401  (registers vssm::routed_scan_fwd / _bwd)
-        from .triton.autograd import _routes_from_spec
+        from .routes import RouteSet
     except Exception:  # no triton: the ops do not exist, nothing to register
         return
 
     def forward_flops(u, delta, A, B, C, D, z, delta_bias, delta_softplus, spec, *args, out_shape=None, **kw):
-        routes = _routes_from_spec(tuple(spec))
+        routes = RouteSet.from_spec(spec)
         grid = tuple(u.shape[u.dim() - routes.ndim:])
         cells = 1
         for n in grid:

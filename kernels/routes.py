@@ -151,6 +151,22 @@ class RouteSet:
     def indices(self, grid: Sequence[int]) -> list[torch.Tensor]:
         return [r.indices(grid) for r in self.routes]
 
+    def to_spec(self) -> list[int]:
+        """The set as a flat list of ints: ``[K, ndim]``, then per route its order, flips (0/1), start and
+        step, ``ndim`` ints each. Torch op schemas and TorchScript attributes hold this where they cannot hold
+        a RouteSet; :meth:`from_spec` inverts it. ``name`` is not part of it (ints only)."""
+        spec = [len(self.routes), self.ndim]
+        for r in self.routes:
+            spec += list(r.order) + [int(f) for f in r.flips] + list(r.start) + list(r.step)
+        return spec
+
+    @staticmethod
+    def from_spec(spec: Sequence[int], name: str = "custom") -> "RouteSet":
+        """The RouteSet whose :meth:`to_spec` is ``spec`` (a list or tuple of ints), named ``name``.
+
+        Cached: scan ops and ``torch.jit.ignore`` methods call this on every forward."""
+        return _routes_from_spec(tuple(int(v) for v in spec), name)
+
     def check_grid(self, grid: Sequence[int]) -> None:
         if len(grid) != self.ndim:
             raise ValueError(
@@ -161,6 +177,19 @@ class RouteSet:
             raise ValueError(
                 f"route set '{self.name}' has routes {empty} that visit no cell of a grid of shape {tuple(grid)}"
             )
+
+
+@lru_cache(maxsize=256)
+def _routes_from_spec(spec: tuple[int, ...], name: str) -> RouteSet:
+    if len(spec) < 2 or spec[0] < 1 or spec[1] < 1 or len(spec) != 2 + 4 * spec[0] * spec[1]:
+        raise ValueError(f"not a RouteSet.to_spec() list: {list(spec)}")
+    K, nd = spec[0], spec[1]
+    routes, pos = [], 2
+    for _ in range(K):
+        order, flips, start, step = (spec[pos + i * nd: pos + (i + 1) * nd] for i in range(4))
+        routes.append(Route(order, [bool(f) for f in flips], start, step))
+        pos += 4 * nd
+    return RouteSet(tuple(routes), name)
 
 
 def route_set(spec: Sequence, name: str = "custom") -> RouteSet:

@@ -7,7 +7,7 @@ the route index machinery in ``kernels/routes.py``.
 import pytest
 import torch
 
-from vssm.kernels import (Route, atrous2d, bidir1d, cross2d, cross3d, route_set, routed_selective_scan,
+from vssm.kernels import (Route, RouteSet, atrous2d, bidir1d, cross2d, cross3d, route_set, routed_selective_scan,
                           selective_scan, time_route)
 
 
@@ -220,3 +220,38 @@ def test_route_orders_are_as_documented():
     # cross3d: route 2 has depth fastest
     assert cross3d()[2].indices((2, 2, 2)).tolist()[:2] == [0, 4]
     assert Route((0,), flips=(True,)).indices((4,)).tolist() == [3, 2, 1, 0]
+
+
+_CUSTOM = route_set([dict(order=(1, 0), flips=(True, False), start=(0, 1), step=(1, 2)), ((0, 1),)], "odd_cols")
+
+
+@pytest.mark.parametrize("routes", [bidir1d(), cross2d(), atrous2d(), cross3d(), time_route(), _CUSTOM],
+                         ids=lambda r: r.name)
+def test_route_spec_round_trip(routes):
+    spec = routes.to_spec()
+    # plain Python ints only: the op schema (List[int]) and TorchScript attributes take nothing else
+    assert type(spec) is list and all(type(v) is int for v in spec)
+    assert spec[:2] == [len(routes), routes.ndim] and len(spec) == 2 + 4 * len(routes) * routes.ndim
+    back = RouteSet.from_spec(spec, name=routes.name)
+    assert back == routes and back.name == routes.name
+    assert RouteSet.from_spec(tuple(spec), routes.name) is back  # cached: rebuilt on every forward
+    assert RouteSet.from_spec(spec).name == "custom"
+
+
+def test_route_spec_survives_torchscript():
+    class Holder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.route_spec = cross3d().to_spec()
+
+        def forward(self, x):
+            return x * len(self.route_spec)
+
+    scripted = torch.jit.script(Holder())
+    assert RouteSet.from_spec(scripted.route_spec, "cross3d") == cross3d()
+
+
+@pytest.mark.parametrize("spec", [[], [1], [0, 2], [1, 2, 0, 1], cross2d().to_spec()[:-1]])
+def test_route_spec_rejects_malformed(spec):
+    with pytest.raises(ValueError):
+        RouteSet.from_spec(spec)

@@ -2,41 +2,21 @@
 
 ``torch.library.custom_op`` makes the scan one opaque node for torch.compile (no graph break) with a fake
 implementation that only allocates the outputs; ``register_autograd`` plays the role of an
-``autograd.Function``. Routes travel as a flat list of ints (``route_spec``) because op schemas take no
-Python objects.
+``autograd.Function``. Routes travel as a flat list of ints (``RouteSet.to_spec``) because op schemas take
+no Python objects.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ..routes import Route, RouteSet
+from ..routes import RouteSet
 from .launch import compute_dtype, scan_backward, scan_forward
 
-__all__ = ["route_spec", "routed_scan"]
-
-
-def route_spec(routes: RouteSet) -> list[int]:
-    """[K, ndim, then per route: order, flips, start, step] as ints."""
-    spec = [len(routes), routes.ndim]
-    for r in routes:
-        spec += list(r.order) + [int(f) for f in r.flips] + list(r.start) + list(r.step)
-    return spec
-
-
-@lru_cache(maxsize=256)
-def _routes_from_spec(spec: tuple) -> RouteSet:
-    K, nd = spec[0], spec[1]
-    routes, pos = [], 2
-    for _ in range(K):
-        vals = [spec[pos + i * nd: pos + (i + 1) * nd] for i in range(4)]
-        routes.append(Route(vals[0], [bool(f) for f in vals[1]], vals[2], vals[3]))
-        pos += 4 * nd
-    return RouteSet(tuple(routes))
+__all__ = ["routed_scan"]
 
 
 def _empty(like: Tensor) -> Tensor:
@@ -56,7 +36,7 @@ def routed_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D
                     z: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
                     spec: List[int], save_states: bool, return_last_state: bool
                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    routes = _routes_from_spec(tuple(spec))
+    routes = RouteSet.from_spec(spec)
     y, ysum, last, states, _ = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, routes,
                                             save_states, return_last_state)
     return y, _or_empty(ysum, y), _or_empty(last, y), _or_empty(states, y)
@@ -64,7 +44,7 @@ def routed_scan_fwd(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D
 
 @routed_scan_fwd.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, spec, save_states, return_last_state):
-    routes = _routes_from_spec(tuple(spec))
+    routes = RouteSet.from_spec(spec)
     y, ysum, last, states, _ = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, routes,
                                             save_states, return_last_state, launch=False)
     return y, _or_empty(ysum, y), _or_empty(last, y), _or_empty(states, y)
@@ -74,7 +54,7 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, spec, save_states, re
 def routed_scan_bwd(dy: Tensor, dlast: Optional[Tensor], u: Tensor, delta: Tensor, A: Tensor, B: Tensor,
                     C: Tensor, D: Optional[Tensor], z: Optional[Tensor], delta_bias: Optional[Tensor],
                     ysum: Tensor, states: Tensor, delta_softplus: bool, spec: List[int]) -> List[Tensor]:
-    routes = _routes_from_spec(tuple(spec))
+    routes = RouteSet.from_spec(spec)
     grads = scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, delta_softplus, routes, _or_none(ysum),
                           states, dlast)
     return [_or_empty(g, u) for g in grads]
@@ -127,5 +107,5 @@ def routed_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, routes: Rou
     tensors = (u, delta, A, B, C, D, z, delta_bias)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
     y, _, last, _ = torch.ops.vssm.routed_scan_fwd(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus),
-                                                   route_spec(routes), save, bool(return_last_state))
+                                                   routes.to_spec(), save, bool(return_last_state))
     return (y, last) if return_last_state else y

@@ -255,13 +255,13 @@ def test_torch_compile_has_no_graph_break():
 
 def test_registered_op_passes_opcheck():
     """Schema, fake (meta) implementation and autograd registration of vssm::routed_scan_fwd."""
-    from vssm.kernels.triton.autograd import route_spec
+    from vssm.kernels.triton import autograd  # noqa: F401  (registers vssm::routed_scan_fwd)
 
     routes = cross2d()
     x = make_inputs(routes, (2, 3), dim=4, N=2, channels_last=True)
     u = x["u"].permute(0, 3, 1, 2)  # channels-last storage seen channels-first, as interface.py passes it
     args = (u, x["delta"].permute(0, 3, 1, 2), x["A"], x["B"].permute(0, 1, 4, 2, 3), x["C"].permute(0, 1, 4, 2, 3),
-            x["D"], x["z"].permute(0, 3, 1, 2), x["delta_bias"], True, route_spec(routes), True, False)
+            x["D"], x["z"].permute(0, 3, 1, 2), x["delta_bias"], True, routes.to_spec(), True, False)
     result = torch.library.opcheck(torch.ops.vssm.routed_scan_fwd.default, args,
                                    test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
     assert all(v == "SUCCESS" for v in result.values()), result

@@ -21,7 +21,6 @@ Parameters of all routes are stacked along a leading K axis, so x_proj / dt_proj
 
 
 import math
-from functools import lru_cache
 from typing import List, Optional, Sequence
 
 import torch
@@ -29,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import register_notrace_module
 
-from vssm.kernels import Route, RouteSet, bidir1d, routed_selective_scan
+from vssm.kernels import RouteSet, bidir1d, routed_selective_scan
 
 __all__ = ["RoutedMambaMixer", "route_conv_mode", "route_depthwise_conv"]
 
@@ -64,15 +63,9 @@ def route_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[t
     return torch.empty_like(seq).index_copy_(-1, index, seq)
 
 
-@lru_cache(maxsize=64)
-def _route_set_from_spec(spec: tuple, name: str) -> RouteSet:
-    return RouteSet(tuple(Route(*r) for r in spec), name)
-
-
 def _routes_of(mixer) -> RouteSet:
-    """The RouteSet of a mixer, from its plain-list ``route_spec`` (also present on a TorchScript copy)."""
-    spec = tuple(tuple(tuple(part) for part in r) for r in mixer.route_spec)
-    return _route_set_from_spec(spec, mixer.route_set_name)
+    """The RouteSet of a mixer, from its flat-int ``route_spec`` (also present on a TorchScript copy)."""
+    return RouteSet.from_spec(mixer.route_spec, mixer.route_set_name)
 
 
 def _check_full_cover(routes: RouteSet) -> None:
@@ -128,9 +121,9 @@ class RoutedMambaMixer(nn.Module):
         dd = dict(device=device, dtype=dtype)
         K = len(routes)
         self.routes = routes
-        # the routes again as plain lists: a TorchScript module keeps these (not the RouteSet), and the
-        # Python-side conv / scan rebuild the RouteSet from them
-        self.route_spec = [(list(r.order), list(r.flips), list(r.start), list(r.step)) for r in routes]
+        # the routes again as a flat int list: a TorchScript module keeps it (not the RouteSet), and the
+        # Python-side conv / scan rebuild the RouteSet from it
+        self.route_spec = routes.to_spec()
         self.route_set_name = routes.name
         self.num_routes = K
         self.grid_ndim = routes.ndim

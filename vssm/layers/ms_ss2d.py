@@ -37,7 +37,6 @@ from vssm.kernels import RouteSet, cross2d, routed_selective_scan, time_route
 from .channel_attention import ChannelAttention
 from .linear import PointwiseLinear
 from .norm import channel_norm
-from .route_spec import route_spec, routes_from_spec
 from .ss2d import RoutedSSM, resolve_dt_rank
 
 __all__ = ["MultiScaleSS2D", "ChainedRoutedSSM", "ms2d_fine_routes", "ms2d_coarse_routes"]
@@ -77,14 +76,14 @@ class ChainedRoutedSSM(RoutedSSM):
         # one parameter set: build the parent over the first route only, then keep the whole chain
         super().__init__(d_inner, routes=RouteSet(routes.routes[:1], routes.name), channels_last=False, **kwargs)
         self.routes = routes
-        # the chain as plain lists: a TorchScript copy of the module keeps these (not the RouteSet)
-        self.chain_spec = route_spec(routes)
+        # the chain as a flat int list: a TorchScript copy of the module keeps this (not the RouteSet)
+        self.chain_spec = routes.to_spec()
         self.chain_name = routes.name
 
     @torch.jit.ignore
     def _chained_scan(self, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                       D: torch.Tensor, delta_bias: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        index = _chain_index(routes_from_spec(self.chain_spec, self.chain_name), (x.shape[2], x.shape[3]))
+        index = _chain_index(RouteSet.from_spec(self.chain_spec, self.chain_name), (x.shape[2], x.shape[3]))
         index = index.to(x.device)
         if x.device.type == "meta":  # shapes only (timm's meta-device checks): skip the op-by-op reference scan
             return x.new_empty(x.shape[:2] + index.shape), index
@@ -103,7 +102,7 @@ class ChainedRoutedSSM(RoutedSSM):
 
     def extra_repr(self) -> str:
         return (f"d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "
-                f"routes={self.routes.name}({len(self.chain_spec)}, chained, one parameter set)")
+                f"routes={self.routes.name}({len(self.routes)}, chained, one parameter set)")
 
 
 class MultiScaleSS2D(nn.Module):

@@ -24,7 +24,6 @@ from vssm.kernels.flops import record_scan_flops, routed_scan_flops
 
 from .linear import PointwiseLinear
 from .norm import channel_norm
-from .route_spec import route_spec, routes_from_spec
 
 __all__ = ["RoutedSSM", "SS2D", "resolve_dt_rank", "route_dt_projection", "OUT_NORMS"]
 
@@ -106,8 +105,8 @@ class RoutedSSM(nn.Module):
         dd = dict(device=device, dtype=dtype)
         K = len(routes)
         self.routes = routes
-        # the routes again as plain lists: a TorchScript copy keeps these (not the RouteSet); see _scan
-        self.route_spec = route_spec(routes)
+        # the routes again as a flat int list: a TorchScript copy keeps this (not the RouteSet); see _scan
+        self.route_spec = routes.to_spec()
         self.route_set_name = routes.name
         self.num_routes = K
         self.volume = routes.ndim == 3  # decided here, not from x.dim(), so torch.fx can trace callers
@@ -167,7 +166,7 @@ class RoutedSSM(nn.Module):
     @torch.jit.ignore
     def _scan(self, x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
               D: torch.Tensor, delta_bias: torch.Tensor) -> torch.Tensor:
-        routes = routes_from_spec(self.route_spec, self.route_set_name)
+        routes = RouteSet.from_spec(self.route_spec, self.route_set_name)
         if x.device.type == "meta":
             # shapes only (timm builds and runs models on the meta device to check their structure; FLOP
             # counts run there too): the output has x's shape and dtype, and the scan's FLOPs are tallied as
