@@ -301,7 +301,7 @@ def convert_mm(config: str, sd: Mapping):
     if not any(k.startswith("backbone.") for k in sd):
         raise ConversionError(f"no backbone.* keys: not a detection / segmentation checkpoint; {describe(sd)}")
     try:
-        state, _ = convert_state_dict(dict(sd), model)
+        state, info = convert_state_dict(dict(sd), model)
         origins = trace(lambda p: convert_state_dict(p, model)[0], sd)
     except Exception as err:
         raise ConversionError(f"checkpoint does not fit {config}: {err}") from err
@@ -309,14 +309,16 @@ def convert_mm(config: str, sd: Mapping):
     # the detection body itself (official detection backbones have no classifier or final norm, like ours)
     backbone, template = model.backbone, model.backbone.inner
     body = {k[len("backbone."):]: v for k, v in sd.items()
-            if k.startswith("backbone.") and not re.match(r"^backbone\.outnorm\d+\.", k)}
+            if k.startswith("backbone.") and not re.match(r"^backbone\.(outnorm\d+|fpn\d)\.", k)}
     filtered = trace(lambda p: type(backbone).checkpoint_filter(p, template), body)
     via = {s: k for k, srcs in filtered.items() for s in srcs}
 
     def reason(key):
         bare = key[len("backbone."):]
+        if bare in via and via[bare] in info["dropped"]:
+            return info["dropped"][via[bare]]
         if bare in body and bare not in via:
-            return "classifier head: the family filter drops it for a backbone (num_classes=0)"
+            return "dropped by the family filter: a classifier head, or a class token the backbone is built without"
         return None
 
     report = Report(sd, state, model.state_dict(), origins)

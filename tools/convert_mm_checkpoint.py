@@ -1,4 +1,4 @@
-"""Convert an official VMamba-family detection / segmentation checkpoint into one our configs load.
+"""Convert an official VMamba-family or Vim detection / segmentation checkpoint into one our configs load.
 
     python tools/convert_mm_checkpoint.py OFFICIAL.pth OUT.pth --config configs/mmdet/vmamba/<config>.py
 
@@ -21,9 +21,13 @@ def main(argv=None):
                    help="allow pickled Python objects in the source file (only for files you trust)")
     a = p.parse_args(argv)
     r = convert_checkpoint(a.src, a.dst, a.config, trust_checkpoint=a.trust_checkpoint)
+    for official, ours in r["pyramid"].items():
+        print(f"mapped   {official} -> {ours}")
+    for key, reason in r["dropped"].items():
+        print(f"dropped  {key} (as the family filter names it)  ({reason})")
     print(f"backbone: {r['renamed']} tensors renamed into backbone.body.* (e.g. {r['example']}), "
-          f"{r['out_norms_kept']} out-norm tensors kept, {len(r['dropped'])} classifier tensors dropped "
-          f"{r['dropped']}; {r['unchanged']} neck/head tensors unchanged")
+          f"{len(r['pyramid'])} 4-scale adapter tensors renamed, {r['out_norms_kept']} out-norm tensors kept, "
+          f"{len(r['dropped'])} tensors dropped; {r['unchanged']} neck/head tensors unchanged")
     print(f"wrote {a.dst}; it loads strictly into the model of {a.config}")
 
 

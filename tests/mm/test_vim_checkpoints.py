@@ -121,3 +121,94 @@ def test_class_token_and_position_table_that_do_not_fit_fail_loudly(tmp_path):
     backbone = build_seg_backbone(256, init_cfg=dict(type="Pretrained", checkpoint=str(path)))
     with pytest.raises(ValueError, match=r"bad\.pth does not fit Vim\(arch='tiny_patch16_224'.*has no cls_token"):
         backbone.init_weights()
+
+
+VIM_UPERNET = "configs/mmseg/vim/upernet_vim-t_4xb8-60k_ade20k-512x512.py"
+
+
+def official_segmentor_state(ours: dict) -> dict:
+    """Our Vim UperNet state dict in the names of the official mmseg-0.x checkpoint (hustvl/Vim
+    ``seg/backbone/vim.py``, patch 16): ``backbone.layers.*`` / ``norm_f`` (official Vim names), the 4-scale
+    adapter ``fpn1 = Sequential(deconv, SyncBN, GELU, deconv)``, ``fpn2 = Sequential(deconv)``, ``fpn3`` identity,
+    ``fpn4`` max-pool; heads unchanged."""
+    body = {k[len("backbone.body.model."):]: v for k, v in ours.items() if k.startswith("backbone.body.model.")}
+    g = torch.Generator().manual_seed(1)
+    body["norm.weight"] = torch.randn(body["patch_embed.proj.bias"].shape, generator=g)  # kept, unused, by theirs
+    out = {f"backbone.{k}": v for k, v in official_names(body).items()}
+    for k, v in ours.items():
+        if k.startswith("backbone.body.rescale.0."):      # Sequential in both
+            out["backbone.fpn1." + k[len("backbone.body.rescale.0."):]] = v
+        elif k.startswith("backbone.body.rescale.1."):    # ours: the bare deconv; theirs: Sequential(deconv)
+            out["backbone.fpn2.0." + k[len("backbone.body.rescale.1."):]] = v
+        elif not k.startswith("backbone."):
+            out[k] = v
+    return out
+
+
+def _our_vim_upernet():
+    from vssm.mm.convert import build_model_from_config
+
+    model = build_model_from_config(VIM_UPERNET)
+    torch.manual_seed(0)
+    for p in model.backbone.body.rescale.parameters():  # not at their default init, so a swap would show
+        p.data.normal_()
+    return model
+
+
+def test_official_vim_upernet_checkpoint_converts_and_loads_strictly(tmp_path):
+    from mm_helpers import run_tool
+
+    ours = _our_vim_upernet().state_dict()
+    official = official_segmentor_state(ours)
+    assert {k.split(".")[1] for k in official if k.startswith("backbone.fpn")} == {"fpn1", "fpn2"}
+    assert "backbone.norm_f.weight" in official and "backbone.layers.23.mixer.conv1d_b.weight" in official
+    assert official["backbone.pos_embed"].shape == (1, 1024, 192)
+    src = tmp_path / "official.pth"
+    torch.save({"state_dict": official, "meta": {}}, src)
+
+    # the converter with the per-key report
+    dst = tmp_path / "ours.pth"
+    out = run_tool("tools/convert.py", "mm", "--config", VIM_UPERNET, str(src), str(dst)).stdout
+    for official_key, our_key in [("backbone.fpn1.0.weight", "backbone.body.rescale.0.0.weight"),
+                                  ("backbone.fpn1.1.running_var", "backbone.body.rescale.0.1.running_var"),
+                                  ("backbone.fpn1.3.bias", "backbone.body.rescale.0.3.bias"),
+                                  ("backbone.fpn2.0.weight", "backbone.body.rescale.1.weight"),
+                                  ("backbone.layers.7.mixer.A_log + backbone.layers.7.mixer.A_b_log",
+                                   "backbone.body.model.blocks.7.mixer.A_log"),
+                                  ("decode_head.conv_seg.weight", "decode_head.conv_seg.weight")]:
+        assert f"mapped   {official_key} -> {our_key} " in out, official_key
+    assert "dropped  backbone.norm_f.weight  (not in the backbone: its outputs are taken before it" in out
+    assert "0 target keys missing, 0 unexplained" in out and "loads strictly" in out
+    converted = torch.load(dst, weights_only=True)["state_dict"]
+    assert converted.keys() == ours.keys()
+    for k, v in ours.items():
+        assert torch.equal(converted[k], v), k
+
+    # the summary converter: same result, every adapter rename and drop printed
+    dst2 = tmp_path / "ours2.pth"
+    out = run_tool("tools/convert_mm_checkpoint.py", str(src), str(dst2), "--config", VIM_UPERNET).stdout
+    assert "mapped   backbone.fpn2.0.bias -> backbone.body.rescale.1.bias" in out
+    assert "dropped  norm.weight (as the family filter names it)  (not in the backbone" in out
+    assert "4 tensors dropped" not in out and "1 tensors dropped" in out and "loads strictly" in out
+    converted2 = torch.load(dst2, weights_only=True)["state_dict"]
+    assert all(torch.equal(converted2[k], v) for k, v in ours.items()) and converted2.keys() == ours.keys()
+
+
+def test_vim_segmentor_keys_that_have_no_place_fail_the_conversion(tmp_path):
+    from vssm.mm.convert import convert_checkpoint, convert_state_dict
+
+    model = _our_vim_upernet()
+    official = official_segmentor_state(model.state_dict())
+    convert_state_dict(dict(official), model)  # the complete one converts
+    bad_adapter = dict(official, **{"backbone.fpn2.1.weight": torch.zeros(192)})  # fpn2 is one deconv here
+    with pytest.raises(ValueError, match=r"have no place in our pyramid.*fpn2\.1\.weight"):
+        convert_state_dict(bad_adapter, model)
+    with pytest.raises(ValueError, match="rope.freqs_cos"):  # the official small model's rope buffers
+        convert_state_dict(dict(official, **{"backbone.rope.freqs_cos": torch.zeros(1024, 192)}), model)
+    # a checkpoint without the adapter's norm: the converter's strict load names the missing keys
+    missing = {k: v for k, v in official.items() if not k.startswith("backbone.fpn1.1.")}
+    src = tmp_path / "incomplete.pth"
+    torch.save({"state_dict": missing}, src)
+    with pytest.raises(ValueError, match=r"does not fit the model.*missing \['backbone.body.rescale.0.1.weight'"):
+        convert_checkpoint(str(src), str(tmp_path / "out.pth"), VIM_UPERNET)
+    assert not (tmp_path / "out.pth").exists()
