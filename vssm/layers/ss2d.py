@@ -54,8 +54,12 @@ def route_dt_projection(dts: torch.Tensor, weight: torch.Tensor, block_diagonal:
     if not block_diagonal:
         return torch.einsum("...kr,kdr->...kd", dts, weight)
     K, d, R = weight.shape
+    # (K d, K R) with route k's weight on the diagonal block; built with an einsum against the identity so
+    # that TorchScript can compile it (torch.block_diag takes a variable number of tensors)
+    eye = torch.eye(K, dtype=weight.dtype, device=weight.device)
+    block_diagonal_weight = torch.einsum("kdr,kj->kdjr", weight, eye).reshape(K * d, K * R)
     flat = dts.reshape(dts.shape[:-2] + (K * R,))
-    return F.linear(flat, torch.block_diag(*weight.unbind(0))).unflatten(-1, (K, d))
+    return F.linear(flat, block_diagonal_weight).unflatten(-1, (K, d))
 
 
 def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
