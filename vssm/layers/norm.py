@@ -13,13 +13,14 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
-from timm.layers import LayerNorm, LayerNorm2d
+from timm.layers import LayerNorm, LayerNorm2d, register_notrace_function
 
 __all__ = ["LayerNorm", "LayerNorm2d", "channel_norm"]
 
 _AUTOCAST_DEVICES = ("cuda", "cpu", "xpu", "mps")
 
 
+@register_notrace_function  # one leaf call for torch.fx (its autocast branch reads tensor properties)
 def layer_norm_in_autocast_dtype(x: torch.Tensor, normalized_shape: List[int], weight: Optional[torch.Tensor],
                                  bias: Optional[torch.Tensor], eps: float) -> torch.Tensor:
     """F.layer_norm over the last axes; under autocast, in the autocast dtype rather than fp32."""
@@ -34,6 +35,9 @@ def layer_norm_in_autocast_dtype(x: torch.Tensor, normalized_shape: List[int], w
         with torch.autocast(device_type=device, enabled=False):
             return F.layer_norm(x, normalized_shape, weight, bias, eps)
     return F.layer_norm(x, normalized_shape, weight, bias, eps)
+
+
+torch.fx.wrap("layer_norm_in_autocast_dtype")  # the same for plain torch.fx.symbolic_trace
 
 
 class ChannelsLastLayerNorm(LayerNorm):
