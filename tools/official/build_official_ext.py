@@ -1,7 +1,7 @@
 """Build the CUDA extension(s) an OFFICIAL model needs, from a SCRATCH COPY of its repo patched for CUDA 13 and
 recent torch (the project tree and the extracted sources under .cache/official are never modified).
 
-    python tools/official/build_official_ext.py MODEL [--dest DIR] [--patch-only] [--only SOURCE] [--jobs N]
+    python tools/official/build_official_ext.py MODEL [--dest DIR] [--patch-only] [--only SOURCE] [--module EXT]
 
 MODEL (official repo, extracted to .cache/official/<Repo> by the fetch step; see gpu_official_all.sh):
   msvmamba         YuHengsss/MSVMamba        -> selective_scan_cuda_core  (kernels/selective_scan, "cus" sources:
@@ -233,6 +233,8 @@ def main(argv=None):
     p.add_argument("--dest", default=None)
     p.add_argument("--patch-only", action="store_true", help="copy + patch + write setup files, no compilation")
     p.add_argument("--only", default=None, help="compile just this source of the first module that lists it")
+    p.add_argument("--module", default=None, help="build only this extension (vim: selective_scan_cuda or "
+                                                  "causal_conv1d_cuda); default all the model needs")
     a = p.parse_args(argv)
 
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
@@ -247,7 +249,9 @@ def main(argv=None):
     dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()
     copy_tree(a.model, dest)
-    modules = SPECS[a.model][2]
+    modules = [m for m in SPECS[a.model][2] if a.module in (None, m[1])]
+    if not modules:
+        raise SystemExit(f"{a.model} has no module {a.module} (it has {[m[1] for m in SPECS[a.model][2]]})")
     setups = []
     for mod_rel, ext, sources, includes in modules:
         mod_dir = dest / mod_rel
