@@ -205,7 +205,8 @@ def compile_one(mod_dir: Path, source: str, includes: list[str], extra_inc: str 
     import torch.utils.cpp_extension as ce
     arch = os.environ.get("TORCH_CUDA_ARCH_LIST", "9.0")
     import sysconfig
-    incs = ce.include_paths(device_type="cuda") + [sysconfig.get_paths()["include"]] + [str(mod_dir / d) for d in includes]
+    incs = (ce.include_paths(device_type="cuda") + [sysconfig.get_paths()["include"]]
+            + [str(mod_dir / d) for d in includes])
     if extra_inc:
         incs.append(extra_inc)
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(__import__('torch')._C._GLIBCXX_USE_CXX11_ABI)}"

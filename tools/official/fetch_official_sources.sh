@@ -47,7 +47,8 @@ for m in "${MODELS[@]}"; do
         src=$tmp; rev=FETCH_HEAD
     else
         rev=${PIN[$m]}
-        git -C "$src" cat-file -e "$rev^{commit}" 2>/dev/null || { echo "[fetch] $src lacks ${PIN[$m]}; using HEAD"; rev=HEAD; }
+        git -C "$src" cat-file -e "$rev^{commit}" 2>/dev/null \
+            || { echo "[fetch] $src lacks ${PIN[$m]}; using HEAD"; rev=HEAD; }
     fi
     out="$DEST_ROOT/${DIR[$m]}"
     rm -rf "$out"; mkdir -p "$out"

@@ -26,9 +26,10 @@
 #   EfficientVMamba selective_scan_cuda_core (5 TUs: one with bwd, fwd for nrows 2..4)          ~60-150 s
 #   Vim: mamba_ssm 1.1.1 selective_scan_cuda (10 TUs: fwd x 3 dtypes, bwd x 3 dtypes x real/complex) and
 #        causal_conv1d_cuda (4 TUs) at once                                                     ~150-300 s
-# Measured here (2 shared cores, a CI job beside, niced, one TU at a time): mamba bwd_bf16_real.cu 255 s,
-# causal_conv1d_bwd.cu 167 s, EfficientVMamba selective_scan_core.cu 68 s, each .cpp ~30 s; MSVMamba's whole
-# module 108 s (MAX_JOBS=2).  The Vim build is the one that may approach BUILD_TIMEOUT: if it is killed, the log
+# Measured here (2 shared cores, a CI job beside, niced): single TUs: mamba bwd_bf16_real.cu 255 s (heavy CI
+# load) and bwd_fp32_complex.cu 107 s, fwd_fp16.cu 48 s, causal_conv1d_bwd.cu 167 s, causal_conv1d_fwd.cu 21 s,
+# EfficientVMamba selective_scan_core.cu 68 s, each .cpp ~30 s; whole modules (linked and imported): MSVMamba
+# 108 s and EfficientVMamba 152 s (MAX_JOBS=2), causal_conv1d_cuda 231 s (MAX_JOBS=1).  The Vim build is the one that may approach BUILD_TIMEOUT: if it is killed, the log
 # says so and the other three are still measured (or give Vim a device call of its own: MODELS=vim).
 # Bench: ~30-60 s per model (model creation, kernel-use check, fp32 + bf16, infer + train, 5 warmup + 20 iters),
 # in the order msvmamba, efficient_vmamba, vim, vmamba (VMamba last: it was measured in an earlier run already).
