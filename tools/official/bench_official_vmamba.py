@@ -14,7 +14,7 @@ Missing optional imports (fvcore, only used for FLOP counting) are stubbed.
 GPU protocol (same as ``tools/benchmark.py``'s ``gpu_throughput``): per precision (fp32, bf16 autocast) a fresh
 model, NCHW input ``randn(batch, 3, img, img)``, labels ``randint(0, 1000)``; inference = ``no_grad`` eval forward,
 training = train-mode forward + cross-entropy + backward + AdamW(lr 1e-4) step + zero_grad; ``warmup`` untimed
-calls, then ``iters`` calls between two CUDA events (mean time per call), img/s = batch / sec; peak memory =
+calls, then ``iters`` calls between two CUDA events (mean time per call; the function of tools/benchmark.py itself), img/s = batch / sec; peak memory =
 ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` per measurement.  The JSON has the keys of
 ``tools/benchmark.py --json`` (params, img, batch, infer_/train_{fp32,bf16}_img_s, *_peak_gb, gpu) under the key
 ``--name`` (default ``official_vmamba_tiny``), plus ``official_commit``/``scan_backend`` notes.
@@ -106,60 +106,18 @@ def _official_commit(root: Path) -> str | None:
     return f.read_text().strip() if f.is_file() else None
 
 
-# ---- the protocol of tools/benchmark.py (kept identical on purpose) -----------------------------------------
-def _timed(fn, iters: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / 1e3 / iters
-
-
 def gpu_throughput(make_model, img: int, batch: int, iters: int, warmup: int = 5) -> dict:
-    device = torch.device("cuda")
-    out = {}
+    """tools/benchmark.py's protocol itself (imported, so both sides are measured by one function)."""
+    tools = Path(__file__).resolve().parents[1]
+    if str(tools) not in sys.path:
+        sys.path.insert(0, str(tools))
+    from benchmark import gpu_throughput as protocol
+
+    out = protocol(make_model, img, batch, iters, warmup)
     for precision in ("fp32", "bf16"):
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16")
-        x = torch.randn(batch, 3, img, img, device=device)
-        y = torch.randint(0, 1000, (batch,), device=device)
-
-        model = make_model().to(device).eval()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-        def infer():
-            with torch.no_grad(), autocast:
-                model(x)
-
-        sec = _timed(infer, iters, warmup)
-        out[f"infer_{precision}_img_s"] = batch / sec
-        out[f"infer_{precision}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
-
-        model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-
-        def train_step():
-            with autocast:
-                loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        sec = _timed(train_step, iters, warmup)
-        out[f"train_{precision}_img_s"] = batch / sec
-        out[f"train_{precision}_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
         print(f"  {precision}: infer {out[f'infer_{precision}_img_s']:.1f} img/s, "
               f"train {out[f'train_{precision}_img_s']:.1f} img/s, "
               f"train peak {out[f'train_{precision}_peak_gb']:.2f} GB", flush=True)
-        del model, opt
-    out["gpu"] = torch.cuda.get_device_name()
     return out
 
 
