@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 
 import torch
+from benchmark import _timed
 
 from vssm.medical import SegMamba, vmunet_isic
 
@@ -26,24 +26,15 @@ CASES = {
 
 
 def step_time(model, x, repeats, warmup=2):
+    """Milliseconds per training step: the median of ``repeats`` single-step windows (tools/benchmark.py)."""
+
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out = model(x)
         out.float().square().mean().backward()
         model.zero_grad(set_to_none=True)
 
-    for _ in range(warmup):
-        step()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return _timed(step, iters=1, warmup=warmup, windows=repeats) * 1e3
 
 
 def main():

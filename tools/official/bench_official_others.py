@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_official_vmamba import _stub_fvcore, count_params, gpu_throughput  # noqa: E402  (same protocol)
+from bench_official_vmamba import (  # noqa: E402  (same protocol)
+    _stub_fvcore, count_params, gpu_throughput, probe_forward_backward)
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "official"
@@ -270,14 +271,7 @@ def check_cuda_kernels_used(make_model, hooks, img: int) -> dict:
 
             setattr(mod, n, wrapped)
     try:
-        model = make_model().cuda().train()
-        x = torch.randn(2, 3, img, img, device="cuda")
-        for ac in (False, True):
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=ac):
-                out = model(x)
-            assert torch.isfinite(out.float()).all(), "non-finite output"
-            out.float().sum().backward()
-        torch.cuda.synchronize()
+        probe_forward_backward(make_model, img)
     finally:
         for mod, n, orig in saved:
             setattr(mod, n, orig)
@@ -285,7 +279,6 @@ def check_cuda_kernels_used(make_model, hooks, img: int) -> dict:
     if missing:
         raise SystemExit(f"the official model did not call {missing} ({calls}); refusing to benchmark")
     print(f"[check] official CUDA kernels in use: {calls} over 2 fwd+bwd (fp32, bf16) at batch 2", flush=True)
-    del model
     torch.cuda.empty_cache()
     return calls
 

@@ -121,6 +121,18 @@ def gpu_throughput(make_model, img: int, batch: int, iters: int, warmup: int = 5
     return out
 
 
+def probe_forward_backward(make_model, img: int) -> None:
+    """Two forward + backward passes (fp32, then bf16 autocast) at batch 2: enough to see which kernels run."""
+    model = make_model().cuda().train()
+    x = torch.randn(2, 3, img, img, device="cuda")
+    for autocast in (False, True):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            out = model(x)
+        assert torch.isfinite(out.float()).all(), "non-finite output"
+        out.float().sum().backward()
+    torch.cuda.synchronize()
+
+
 def check_cuda_scan_used(official, csms6s, make_model, img: int) -> str:
     """Make sure the official CUDA scan (oflex) runs in forward and backward, not the torch loop fallback
     (which would be orders of magnitude slower and not what the official tables measure)."""
@@ -145,20 +157,12 @@ def check_cuda_scan_used(official, csms6s, make_model, img: int) -> str:
 
     ext.fwd, ext.bwd = fwd_w, bwd_w
     try:
-        model = make_model().cuda().train()
-        x = torch.randn(2, 3, img, img, device="cuda")
-        for ac in (False, True):
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=ac):
-                out = model(x)
-            assert torch.isfinite(out.float()).all(), "non-finite output"
-            out.float().sum().backward()
-        torch.cuda.synchronize()
+        probe_forward_backward(make_model, img)
     finally:
         ext.fwd, ext.bwd = fwd, bwd
     if calls["fwd"] == 0 or calls["bwd"] == 0:
         raise SystemExit(f"the official model did not call the oflex kernel ({calls}); refusing to benchmark")
     print(f"[check] oflex CUDA scan in use: {calls} over 2 fwd+bwd (fp32, bf16) at batch 2", flush=True)
-    del model
     torch.cuda.empty_cache()
     return f"oflex (selective_scan_cuda_oflex from {Path(ext.__file__).parent})"
 
