@@ -89,3 +89,28 @@ def test_backend_selection(monkeypatch):
     # an explicit argument wins over the environment
     monkeypatch.setenv("VSSM_SCAN_BACKEND", "triton")
     assert resolve_backend("reference", cpu) == "reference"
+
+
+def test_triton_launcher_refuses_maps_beyond_32_bit_offsets():
+    """The Triton kernels address inside one batch element with 32-bit offsets: a map spanning 2**31 elements
+    per batch element is refused by name (checked on shapes and strides only, so a stand-in object will do)."""
+    from vssm.kernels.triton.launch import _check_offsets_fit
+
+    class Strided:  # shape / stride of a (2, 4, 2**16, 2**15) map: 2**33 elements per batch element
+        shape = (2, 4, 2 ** 16, 2 ** 15)
+
+        def dim(self):
+            return 4
+
+        def stride(self):
+            return (2 ** 33, 2 ** 31, 2 ** 15, 1)
+
+    class Small(Strided):
+        shape = (2, 4, 8, 8)
+
+        def stride(self):
+            return (256, 64, 8, 1)
+
+    _check_offsets_fit(Small(), None)
+    with pytest.raises(ValueError, match="2\\*\\*31 per batch element"):
+        _check_offsets_fit(Small(), Strided())
