@@ -1,7 +1,8 @@
-"""Compile the forward scan kernels for an H100 (sm_90) without a GPU and report what the code costs:
-registers, spills, the layouts Triton chose, and the SASS instruction mix (benchmark aid, not a test).
+"""Compile the scan kernels for an H100 (sm_90) without a GPU and report what the code costs: registers,
+spills, the layouts Triton chose, and the SASS instruction mix (benchmark aid, not a test).
 
-    python tools/kernel_report.py --kernel nloop --tile 16,32,4 [--tile 32,8,1 ...] [--no-unit-strides] [--ops]
+    python tools/kernel_report.py --kernel nloop|tile3d|bwd --tile 16,32,4 [--tile 32,8,1 ...] [--N 1]
+                                  [--no-unit-strides] [--ops]
 
 Uses the ptxas / nvdisasm bundled with Triton. The signature mimics a VMamba map stored channels-last in bf16
 (strides divisible by 16, channel stride 1 unless --no-unit-strides, cell-table addressing, D + delta_bias
@@ -23,26 +24,35 @@ import triton.backends.nvidia as nvidia
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-BF16 = ("u_ptr", "dt_ptr", "B_ptr", "C_ptr", "z_ptr", "y_ptr", "acc_ptr")
-FP32 = ("A_ptr", "D_ptr", "bias_ptr", "last_ptr", "states_ptr")
-UNIT = ("su_d", "sdt_d", "sy_d", "sz_d", "sB_n", "sC_n")  # channel / state strides of channels-last maps
-DIV16 = ("su_b", "su_2", "sdt_b", "sdt_2", "sy_b", "sy_2", "sB_b", "sB_k", "sC_b", "sC_k", "dim", "gsize", "lmax")
+BF16 = ("u_ptr", "dt_ptr", "B_ptr", "C_ptr", "z_ptr", "y_ptr", "acc_ptr", "dy_ptr")
+FP32 = ("A_ptr", "D_ptr", "bias_ptr", "last_ptr", "states_ptr", "dlast_ptr", "du_ptr", "ddt_ptr", "dA_ptr",
+        "dB_ptr", "dC_ptr", "dD_ptr", "dbias_ptr")
+# channel / state strides of channels-last maps (Triton specialises integer arguments equal to 1)
+UNIT = ("su_d", "sdt_d", "sy_d", "sz_d", "sB_n", "sC_n", "sdy_d", "sdu_d", "sddt_d")
+DIV16 = ("su_b", "su_2", "sdt_b", "sdt_2", "sy_b", "sy_2", "sB_b", "sB_k", "sC_b", "sC_k", "dim", "gsize", "lmax",
+         "sdy_b", "sdy_2", "sdu_b", "sdu_2", "sddt_b", "sddt_2", "cells", "g1g2", "g2")
 ZERO = ("su_k", "su_0", "su_1", "sdt_k", "sdt_0", "sdt_1", "sB_0", "sB_1", "sC_0", "sC_1", "sy_0", "sy_1",
-        "sz_b", "sz_d", "sz_0", "sz_1", "sz_2")
+        "sz_b", "sz_d", "sz_0", "sz_1", "sz_2", "sdy_0", "sdy_1", "sdu_k", "sdu_0", "sdu_1", "sddt_k", "sddt_0",
+        "sddt_1")
 
 
 def kernel_fn(name: str):
     if name == "nloop":
         from vssm.kernels.triton.fwd_nloop import routed_scan_fwd_nloop_kernel
         return routed_scan_fwd_nloop_kernel
+    if name == "bwd":
+        from vssm.kernels.triton.bwd import routed_scan_bwd_kernel
+        return routed_scan_bwd_kernel
     from vssm.kernels.triton.fwd import routed_scan_fwd_kernel
     return routed_scan_fwd_kernel
 
 
-def compile_report(kernel, tile: str, unit_strides: bool) -> dict:
+def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1) -> dict:
     bl, bd, warps = (int(v) for v in tile.split(","))
-    meta = dict(HAS_D=True, HAS_Z=False, HAS_BIAS=True, SOFTPLUS=True, GATE=False, SEPARATE_ACC=False,
-                SAVE_STATES=False, WRITE_LAST=False, BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=1, CELLS=True)
+    options = dict(HAS_D=True, HAS_Z=False, HAS_BIAS=True, SOFTPLUS=True, GATE=False, SEPARATE_ACC=False,
+                   SAVE_STATES=False, WRITE_LAST=False, SHARED_U=True, SHARED_DT=False, HAS_DLAST=False,
+                   BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=N, CELLS=True)  # VMamba: shared u, per-route delta
+    meta = {k: v for k, v in options.items() if k in kernel.arg_names}
     signature, attrs, constexprs = {}, {}, dict(meta)
     for i, arg in enumerate(kernel.arg_names):
         if arg in meta:
@@ -73,21 +83,22 @@ def compile_report(kernel, tile: str, unit_strides: bool) -> dict:
     return dict(tile=tile, registers=int(re.search(r"Used (\d+) registers", ptxas.stderr).group(1)),
                 spills=any(int(n) for n in re.findall(r"(\d+) bytes spill stores", ptxas.stderr)),
                 sass=len(ops), ops=collections.Counter(ops),
-                elements_per_thread=bl * bd / (32 * warps),
+                elements_per_thread=bl * bd * N / (32 * warps),
                 layouts=sorted(set(re.findall(r"#ttg\.blocked<\{[^}]*\}>", compiled.asm["ttgir"]))),
                 conversions=compiled.asm["ttgir"].count("ttg.convert_layout"))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kernel", choices=("nloop", "tile3d"), default="nloop")
+    parser.add_argument("--kernel", choices=("nloop", "tile3d", "bwd"), default="nloop")
+    parser.add_argument("--N", type=int, default=1, help="state size (BLOCK_N), a power of two")
     parser.add_argument("--tile", action="append", required=True, help="BLOCK_L,BLOCK_D,num_warps")
     parser.add_argument("--no-unit-strides", action="store_true", help="channel stride not specialised to 1")
     parser.add_argument("--ops", action="store_true", help="print the instruction mix")
     args = parser.parse_args()
     kernel = kernel_fn(args.kernel)
     for tile in args.tile:
-        r = compile_report(kernel, tile, not args.no_unit_strides)
+        r = compile_report(kernel, tile, not args.no_unit_strides, args.N)
         print(f"{args.kernel} {tile}: {r['registers']} registers{' (spills)' if r['spills'] else ''}, "
               f"{r['sass']} SASS instructions, {r['elements_per_thread']:.0f} elements per thread per tile, "
               f"{r['conversions']} layout conversions")
