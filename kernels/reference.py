@@ -258,6 +258,16 @@ class _Block:
         torch.mul(self.col(self.xu, lo, n), _bc_rows(Bt, t0, t1, self.st), out=self.x[:n])
 
 
+
+def _blocked_setup(u, A, B, C, groups):
+    """What the blocked forward and backward both start from: sizes, the (batch, groups, dim / groups, N) state
+    shape, A in that shape, time-major B / C rows and the block buffers."""
+    batch, dim, length = u.shape
+    N = A.shape[1]
+    st = (batch, groups, dim // groups, N)
+    return (batch, dim, length, N, st, A.reshape(st[1:]), _time_major_rows(B), _time_major_rows(C),
+            _Block(u, length, st))
+
 class _BlockedScan(torch.autograd.Function):
     """The selective scan core ``y_t = sum_n C_t h_t`` with ``h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t``,
     run over blocks: every pass of a block (layout change in, decay, drive, scan, readout, layout change out)
@@ -272,12 +282,7 @@ class _BlockedScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, h0, groups):
-        batch, dim, length = u.shape
-        N = A.shape[1]
-        st = (batch, groups, dim // groups, N)
-        A5 = A.reshape(st[1:])
-        Bt, Ct = _time_major_rows(B), _time_major_rows(C)
-        k = _Block(u, length, st)
+        batch, dim, length, N, st, A5, Bt, Ct, k = _blocked_setup(u, A, B, C, groups)
         yT = k.buffer(k.Lo, k.R) if N > 1 else None
         y = u.new_empty(batch, dim, length)
         entries = u.new_empty((sum(map(len, k.inner)),) + st)
@@ -313,12 +318,7 @@ class _BlockedScan(torch.autograd.Function):
     def backward(ctx, gy, glast):
         u, delta, A, B, C, entries = ctx.saved_tensors
         groups, has_h0 = ctx.meta
-        batch, dim, length = u.shape
-        N = A.shape[1]
-        st = (batch, groups, dim // groups, N)
-        A5 = A.reshape(st[1:])
-        Bt, Ct = _time_major_rows(B), _time_major_rows(C)
-        k = _Block(u, length, st)
+        batch, dim, length, N, st, A5, Bt, Ct, k = _blocked_setup(u, A, B, C, groups)
         a, x, H = k.a, k.x, k.H
         gT = k.buffer(k.Lo, k.R)                     # dy, then v = sum_n g B
         e = k.buffer(k.Lo, k.R)                      # sum_n s A

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 import types
@@ -43,7 +42,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_official_vmamba import (  # noqa: E402  (same protocol)
-    _stub_fvcore, count_params, gpu_throughput, probe_forward_backward)
+    _stub_fvcore, count_params, gpu_throughput, probe_forward_backward, write_results)
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "official"
@@ -358,12 +357,7 @@ def main(argv=None):
     row["official_repo"] = {"msvmamba": "YuHengsss/MSVMamba", "efficient_vmamba": "TerryPei/EfficientVMamba",
                             "vim": "hustvl/Vim"}[a.model]
     row["official_commit"] = commit.read_text().strip() if commit.is_file() else None
-    results = {name: row}
-    print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return results
+    return write_results(name, row, a.json)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,16 @@ def gpu_throughput(make_model, img: int, batch: int, iters: int, warmup: int = 5
     return out
 
 
+def write_results(name: str, row: dict, json_path: str | None) -> dict:
+    """Print the row and write ``{name: row}`` as JSON (the layout tools/model_zoo.py --official-json reads)."""
+    print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    results = {name: row}
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
 def probe_forward_backward(make_model, img: int) -> None:
     """Two forward + backward passes (fp32, then bf16 autocast) at batch 2: enough to see which kernels run."""
     model = make_model().cuda().train()
@@ -243,12 +253,7 @@ def main(argv=None):
         row.update(gpu_throughput(make_model, a.img, a.batch, a.iters, a.warmup), batch=a.batch)
         row.update(iters=a.iters, warmup=a.warmup, torch=torch.__version__)
     row["official_commit"] = _official_commit(root)
-    results = {a.name: row}
-    print(a.name, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return results
+    return write_results(a.name, row, a.json)
 
 
 if __name__ == "__main__":
