@@ -183,14 +183,19 @@ def load_vim(root: Path, cpu: bool):
         sys.path.insert(0, str(root / d))
     ss = _import_or_fake("selective_scan_cuda", cpu)
     cc = _import_or_fake("causal_conv1d_cuda", cpu)
+    # mamba_ssm.utils.{generation,hf} import transformers at module level for text generation / the HF hub only;
+    # the names they want are gone from recent transformers (GreedySearchDecoderOnlyOutput), so stub them always
+    gen_names = ("GreedySearchDecoderOnlyOutput", "SampleDecoderOnlyOutput", "TextStreamer")
     try:
-        import transformers  # noqa: F401
-    except Exception:  # mamba_ssm.utils.{generation,hf} import it at module level (generation / HF hub only)
+        import transformers.generation as tg
+        missing = any(not hasattr(tg, n) for n in gen_names)
+    except Exception:
         _stub("transformers")
-        _stub("transformers.generation", GreedySearchDecoderOnlyOutput=object, SampleDecoderOnlyOutput=object,
-              TextStreamer=object)
         _stub("transformers.utils", WEIGHTS_NAME="pytorch_model.bin", CONFIG_NAME="config.json")
         _stub("transformers.utils.hub", cached_file=None)
+        missing = True
+    if missing:
+        _stub("transformers.generation", **{n: object for n in gen_names})
     # mamba_ssm/__init__.py imports MambaLMHeadModel (the LM); skip it, the vision model needs the modules only
     _package("mamba_ssm", root / "mamba-1p1p1" / "mamba_ssm")
     vim = importlib.import_module("models_mamba")
