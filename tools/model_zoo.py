@@ -8,6 +8,12 @@ are measured here. GPU columns come from the JSON that ``tools/benchmark.py --gp
 (``{model: {"infer_fp32_img_s": ..., "train_bf16_peak_gb": ..., "gpu": device name}}``); give the date and
 torch version of that run with ``--gpu-date`` / ``--gpu-torch``. The generated part of ``model_zoo.md`` sits
 between two marker lines; everything else in that file (hand-written family sections) is left as it is.
+
+The CPU latency column takes minutes on a small machine. ``--cpu-from FILE`` reuses earlier latencies instead of
+measuring them: FILE is either a ``model_zoo.md`` written by this tool (its generated table and "CPU latency:"
+sentence are read back) or a JSON written by ``--save-cpu FILE`` (``{"description": ..., "cpu_s": {model: s}}``).
+
+    python tools/model_zoo.py --cpu-from model_zoo.md --gpu-json ... --official-json A.json --official-json B.json
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import argparse
 import datetime
 import json
 import platform
+import re
+import sys
 from pathlib import Path
 
 import timm
@@ -61,6 +69,43 @@ def measure(name: str, repeats: int) -> dict:
     return row
 
 
+def cpu_description(repeats: int) -> str:
+    return (f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 1, PyTorch reference "
+            f"scan, median of {repeats}.")
+
+
+def load_cpu(path: Path) -> tuple[dict, str]:
+    """Earlier CPU latencies: ``({model: seconds or None}, description)`` from a JSON of ``--save-cpu`` or from the
+    generated part of a ``model_zoo.md`` this tool wrote (its "CPU s/img" column and "CPU latency:" sentence)."""
+    text = path.read_text()
+    if path.suffix == ".json":
+        data = json.loads(text)
+        return dict(data["cpu_s"]), data.get("description", "")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path}: no generated block of tools/model_zoo.py in it")
+    block = text[text.index(BEGIN): text.index(END)]
+    header, column, latencies = None, None, {}
+    for line in block.splitlines():
+        if not line.startswith("|") or line.startswith("|---"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            if cells[:2] == ["model", "input"] and "CPU s/img" in cells:
+                header, column = cells, cells.index("CPU s/img")
+            continue
+        if len(cells) == len(header):
+            latencies[cells[0]] = None if cells[column] == "-" else float(cells[column])
+    if header is None:
+        raise SystemExit(f"{path}: no table with a 'CPU s/img' column in its generated block")
+    found = re.search(r"CPU latency: (.*?) Params and GFLOPs", block)
+    described = found.group(1) if found and "not measured" not in found.group(1) else ""
+    if " Reused from " in described:  # reused already: keep where it was measured
+        return latencies, described
+    generated = re.search(r"\(generated (\d{4}-\d{2}-\d{2})\)", block)
+    where = f"{path.name}" + (f" generated {generated.group(1)}" if generated else "")
+    return latencies, f"{described} Reused from {where}, not re-measured in this run.".strip()
+
+
 def fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -83,18 +128,38 @@ def table(rows: dict, gpu: dict | None) -> str:
 
 
 def official_lines(gpu: dict) -> list[str]:
-    """Official code beside ours, as measured, with our ratios (and torch.compile where measured)."""
+    """Official code beside ours, as measured, one pair of rows per model with our ratios (ours / official), then
+    the notes of our rows and the torch.compile speed-up where measured."""
     lines = []
+    if OFFICIAL_GPU:
+        lines += ["", "Official code, measured on the same device kind with the same protocol (`tools/official/`: "
+                  "its own CUDA scan built on the GPU machine); ours / official in brackets:", "",
+                  "| model | code | " + " | ".join(label for _, label in GPU_COLUMNS) + " |",
+                  "|" + "---|" * (2 + len(GPU_COLUMNS))]
     for name, off in OFFICIAL_GPU.items():
         ours = gpu["models"].get(name, {})
-        pairs = [f"{label} {off[key]:.{0 if 'img' in key else 1}f}"
-                 + (f" (ours {ours[key] / off[key]:.2f}x)" if key in ours else "")
-                 for key, label in GPU_COLUMNS if key in off]
-        lines += ["", f"Official {name} code ({off.get('scan_backend', 'its CUDA scan').split(' (')[0]} scan, "
-                  f"commit {str(off.get('official_commit', '?'))[:8]}), same device kind and protocol: "
-                  + ", ".join(pairs) + "."]
-        if ours.get("note"):
-            lines[-1] += f" Ours: {ours['note']}."
+        source = " ".join(filter(None, (off.get("official_repo"), str(off.get("official_commit", ""))[:8])))
+        scan = off.get("scan_backend", "its CUDA scan").split(" (")[0]
+        timed = (f", {off['warmup']} warm-up + {off['iters']} iterations" if "iters" in off and "warmup" in off
+                 else "")
+        lines.append(f"| {name} | official{' ' + source if source else ''} ({scan}{timed}) | "
+                     + " | ".join(fmt(off.get(key), ".0f" if "img" in key else ".1f") for key, _ in GPU_COLUMNS)
+                     + " |")
+        cells = []
+        for key, _ in GPU_COLUMNS:
+            value = ours.get(key)
+            cell = fmt(value, ".0f" if "img" in key else ".1f")
+            if value is not None and off.get(key):
+                cell += f" ({value / off[key]:.2f}x)"
+            cells.append(cell)
+        lines.append(f"| {name} | ours | " + " | ".join(cells) + " |")
+    notes: dict = {}  # note -> our models carrying it, rows with the same note named together
+    for name, r in gpu["models"].items():
+        if r.get("note"):
+            notes.setdefault(r["note"], []).append(name)
+    if notes:
+        lines += ["", "Notes on our rows: " + "; ".join(f"{', '.join(names)}: {note}" for note, names in notes.items())
+                  + "."]
     for name, r in gpu["models"].items():
         if "compiled_train_bf16_img_s" in r:
             lines += ["", f"`torch.compile` (default mode, the scan one custom op in the graph), {name}, bf16: "
@@ -154,13 +219,33 @@ def main():
     parser.add_argument("--gpu-date", default=None, help="date of the GPU run")
     parser.add_argument("--gpu-torch", default=None, help="torch version of the GPU run")
     parser.add_argument("--repeats", type=int, default=3, help="CPU latency runs per model (0: skip latency)")
+    parser.add_argument("--cpu-from", default=None,
+                        help="reuse CPU latencies instead of measuring: an earlier model_zoo.md or a --save-cpu JSON")
+    parser.add_argument("--save-cpu", default=None, help="write the CPU latencies of this run to a JSON")
     parser.add_argument("--out", default="model_zoo.md")
     parser.add_argument("--chart", default="docs/zoo_throughput.png")
     args = parser.parse_args()
 
     names = [n for n in list_models(args.models) if not n.startswith("test_")  # timm-style test configs
              and len(timm.get_pretrained_cfg(n).input_size) == 3 and timm.get_pretrained_cfg(n).input_size[0] == 3]
-    rows = {name: measure(name, args.repeats) for name in tqdm(names, desc="models", unit="model")}
+    reused = load_cpu(Path(args.cpu_from)) if args.cpu_from else None
+    repeats = 0 if reused else args.repeats
+    rows = {name: measure(name, repeats) for name in tqdm(names, desc="models", unit="model")}
+    if reused:
+        for name, row in rows.items():
+            row["cpu_s"] = reused[0].get(name)
+        missing = [name for name in rows if name not in reused[0]]
+        if missing:
+            print(f"no CPU latency in {args.cpu_from} for: {', '.join(missing)}", file=sys.stderr)
+        latency = f"CPU latency: {reused[1]}"
+    elif repeats > 0:
+        latency = f"CPU latency: {cpu_description(repeats)}"
+    else:
+        latency = "CPU latency: not measured in this run (`--repeats 0`)."
+    if args.save_cpu:
+        description = reused[1] if reused else cpu_description(repeats) if repeats > 0 else ""
+        Path(args.save_cpu).write_text(json.dumps(dict(description=description, cpu_s={
+            name: row["cpu_s"] for name, row in rows.items()}), indent=1) + "\n")
     gpu = None
     for path in args.official_json:
         for key, value in json.loads(Path(path).read_text()).items():
@@ -170,9 +255,6 @@ def main():
         device = next((r.get("gpu") for r in measured.values() if r.get("gpu")), "GPU")
         gpu = dict(models=measured, device=device, date=args.gpu_date, torch=args.gpu_torch)
     today = datetime.date.today().isoformat()
-    latency = (f"CPU latency: {cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 1, "
-               f"PyTorch reference scan, median of {args.repeats}." if args.repeats > 0
-               else "CPU latency: not measured in this run (`--repeats 0`).")
     text = [f"## All image models (generated {today})", "",
             f"{latency} Params and GFLOPs are counted on the meta device. GFLOPs: one multiply-add = one FLOP "
             "(the official tables' convention) with the selective scan counted by mamba_ssm's formula "
@@ -182,7 +264,7 @@ def main():
     if gpu:
         text += ["", f"GPU columns: {gpu['device']}, torch {gpu['torch']}, {gpu['date']}, batch 128, 224 px, "
                  "NCHW input, Triton scan; training = forward + cross-entropy backward + AdamW step; 5 warm-up and "
-                 "10 timed iterations, eager mode."]
+                 "10 timed iterations (unless the row's note below says otherwise), eager mode."]
         text += official_lines(gpu)
     text += ["", table(rows, gpu)]
     if gpu:
