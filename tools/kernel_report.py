@@ -1,7 +1,7 @@
 """Compile the scan kernels for an H100 (sm_90) without a GPU and report what the code costs: registers,
 spills, the layouts Triton chose, and the SASS instruction mix (benchmark aid, not a test).
 
-    python tools/kernel_report.py --kernel nloop|tile3d|bwd --tile 16,32,4 [--tile 32,8,1 ...] [--N 1]
+    python tools/kernel_report.py --kernel nloop|tile3d|seq|bwd|bwd_seq --tile 16,32,4 [--tile 32,8,1 ...] [--N 1]
                                   [--no-unit-strides] [--ops]
 
 Uses the ptxas / nvdisasm bundled with Triton. The signature mimics a VMamba map stored channels-last in bf16
@@ -26,7 +26,7 @@ from triton.compiler import ASTSource
 
 BF16 = ("u_ptr", "dt_ptr", "B_ptr", "C_ptr", "z_ptr", "y_ptr", "acc_ptr", "dy_ptr")
 FP32 = ("A_ptr", "D_ptr", "bias_ptr", "last_ptr", "states_ptr", "dlast_ptr", "du_ptr", "ddt_ptr", "dA_ptr",
-        "dB_ptr", "dC_ptr", "dD_ptr", "dbias_ptr")
+        "dB_ptr", "dC_ptr", "dD_ptr", "dbias_ptr", "scratch_ptr")
 # channel / state strides of channels-last maps (Triton specialises integer arguments equal to 1)
 UNIT = ("su_d", "sdt_d", "sy_d", "sz_d", "sB_n", "sC_n", "sdy_d", "sdu_d", "sddt_d")
 DIV16 = ("su_b", "su_2", "sdt_b", "sdt_2", "sy_b", "sy_2", "sB_b", "sB_k", "sC_b", "sC_k", "dim", "gsize", "lmax",
@@ -40,6 +40,12 @@ def kernel_fn(name: str):
     if name == "nloop":
         from vssm.kernels.triton.fwd_nloop import routed_scan_fwd_nloop_kernel
         return routed_scan_fwd_nloop_kernel
+    if name == "seq":
+        from vssm.kernels.triton.fwd_seq import routed_scan_fwd_seq_kernel
+        return routed_scan_fwd_seq_kernel
+    if name == "bwd_seq":
+        from vssm.kernels.triton.bwd_seq import routed_scan_bwd_seq_kernel
+        return routed_scan_bwd_seq_kernel
     if name == "bwd":
         from vssm.kernels.triton.bwd import routed_scan_bwd_kernel
         return routed_scan_bwd_kernel
@@ -51,7 +57,8 @@ def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1) -> dict:
     bl, bd, warps = (int(v) for v in tile.split(","))
     options = dict(HAS_D=True, HAS_Z=False, HAS_BIAS=True, SOFTPLUS=True, GATE=False, SEPARATE_ACC=False,
                    SAVE_STATES=False, WRITE_LAST=False, SHARED_U=True, SHARED_DT=False, HAS_DLAST=False,
-                   BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=N, CELLS=True)  # VMamba: shared u, per-route delta
+                   BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=N, CELLS=True,
+                   EVEN_N=True)  # VMamba: shared u, per-route delta
     meta = {k: v for k, v in options.items() if k in kernel.arg_names}
     signature, attrs, constexprs = {}, {}, dict(meta)
     for i, arg in enumerate(kernel.arg_names):
@@ -68,7 +75,7 @@ def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1) -> dict:
             if arg in DIV16 or arg in ZERO:
                 attrs[(i,)] = [["tt.divisibility", 16]]
     compiled = triton.compile(ASTSource(kernel, signature, constexprs=constexprs, attrs=attrs),
-                              target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps))
+                              target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, **({"maxnreg": int(os.environ["MAXNREG"])} if os.environ.get("MAXNREG") else {})))
     tools = os.path.join(os.path.dirname(nvidia.__file__), "bin")
     with tempfile.TemporaryDirectory() as tmp:
         ptx, cubin = os.path.join(tmp, "k.ptx"), os.path.join(tmp, "k.cubin")
@@ -90,7 +97,7 @@ def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kernel", choices=("nloop", "tile3d", "bwd"), default="nloop")
+    parser.add_argument("--kernel", choices=("nloop", "tile3d", "seq", "bwd", "bwd_seq"), default="nloop")
     parser.add_argument("--N", type=int, default=1, help="state size (BLOCK_N), a power of two")
     parser.add_argument("--tile", action="append", required=True, help="BLOCK_L,BLOCK_D,num_warps")
     parser.add_argument("--no-unit-strides", action="store_true", help="channel stride not specialised to 1")

@@ -42,17 +42,21 @@ def tile_config(N: int, gsize: int, max_len: int, kernel: str = "fwd") -> tuple[
     fwd_override = os.environ.get("VSSM_SCAN_TILE")
     if fwd_override:
         bl, bd, warps = (int(v) for v in fwd_override.split(","))
-    elif forward_kernel_name(N) == "tile3d":
+    elif forward_kernel_name(N) == "nloop":
+        bl, bd, warps = 16, 32, 4
+    else:
         bd = 32 if bn <= 4 else (16 if bn <= 16 else 8)
         bl = max(8, min(128, (2048 if bn <= 4 else 4096) // (bd * bn)))
         warps = 4
-    else:
-        bl, bd, warps = 16, 32, 4
+        if forward_kernel_name(N) == "seq":  # one channel per thread; BLOCK_L only spaces the saved states
+            bd, warps = 32, 1
     bl = min(bl, _next_pow2(max_len))
     if kernel == "bwd":
         bwd_override = os.environ.get("VSSM_SCAN_BWD_TILE")
         if bwd_override:
             bd, warps = (int(v) for v in bwd_override.split(","))
+        elif backward_kernel_name(N) == "seq":
+            bd, warps = 32, 1
         else:
             bd = max(1, min(32, (2048 if bn <= 4 else 4096) // (bl * bn)))
             warps = 4
@@ -64,6 +68,12 @@ def forward_kernel_name(N: int) -> str:
     """Which forward kernel runs: "nloop" (2-D tiles, states one at a time; small N) or "tile3d" (3-D tiles;
     larger N). ``VSSM_SCAN_FWD_KERNEL`` overrides (benchmarks compare the two)."""
     return os.environ.get("VSSM_SCAN_FWD_KERNEL") or ("nloop" if N <= 4 else "tile3d")
+
+
+def backward_kernel_name(N: int) -> str:
+    """Which backward kernel runs: "tile3d" (3-D tiles, scans across threads) or "seq" (steps one after
+    another inside a thread). ``VSSM_SCAN_BWD_KERNEL`` overrides."""
+    return os.environ.get("VSSM_SCAN_BWD_KERNEL") or "tile3d"
 
 
 def _grid_strides(x: torch.Tensor, G: int) -> list[int]:
@@ -154,12 +164,16 @@ def _geometry(u, A, B, routes):
 def _launch_forward(grid_dims, routes, grid, kernel_name, *args, **meta):
     if kernel_name == "tile3d":
         from .fwd import routed_scan_fwd_kernel as kernel
+    elif kernel_name == "seq":
+        from .fwd_seq import routed_scan_fwd_seq_kernel as kernel
     else:
         from .fwd_nloop import routed_scan_fwd_nloop_kernel as kernel
 
     _, table = _device_table(routes, grid, args[0].device)
     cells = _cell_table(routes, grid, args[0].device)
     args = args[:12] + (table, cells) + args[12:]
+    if kernel_name == "seq":
+        meta["EVEN_N"] = meta["BLOCK_N"] == args[16]  # args[16]: N
     kernel[grid_dims](*args, **meta)
 
 
@@ -190,6 +204,8 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
     states = (torch.empty(batch, K, nchunk_max, dim, N, dtype=ct, device=u.device) if save_states else None)
     A_c = A.to(ct).contiguous()
     dummy = A_c
+    if forward_kernel_name(N) == "seq":  # (K, N, dim): that kernel reads A along the channels
+        A_c = A_c.transpose(1, 2).contiguous()
     z_arg = z if z is not None else y
     by_cell = all(_grid_linear(t, G) for t in (u, delta, Bv, Cv, z, y, acc))
     sz = [z.stride(0), z.stride(1)] + _cell_strides(z, G, by_cell) if z is not None else [0] * 5
@@ -217,8 +233,6 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
 
 def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysum, states, dlast):
     """Run the backward kernel; returns (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) (None where absent)."""
-    from .bwd import routed_scan_bwd_kernel
-
     G, grid, K, dim, N, groups, gsize = _geometry(u, A, B, routes)
     plan, table = _device_table(routes, grid, u.device)
     batch = u.shape[0]
@@ -250,11 +264,21 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     dbias_part = torch.empty(batch, K, dim, dtype=ct, device=u.device) if delta_bias is not None else None
     A_c = A.to(ct).contiguous()
     dummy = A_c
+    seq = backward_kernel_name(N) == "seq"
+    if seq:
+        from .bwd_seq import routed_scan_bwd_seq_kernel as kernel
+        A_c = A_c.transpose(1, 2).contiguous()  # (K, N, dim): read along the channels
+        bn = _next_pow2(N)
+        extra = dict(scratch_ptr=torch.empty(batch * nblocks * bl * bn * bd, dtype=ct, device=u.device),
+                     EVEN_N=bn == N)
+    else:
+        from .bwd import routed_scan_bwd_kernel as kernel
+        extra = {}
     by_cell = all(_grid_linear(t, G) for t in (u, delta, Bv, Cv, z, dy, du, ddt))
     sz = [z.stride(0), z.stride(1)] + _cell_strides(z, G, by_cell) if z is not None else [0] * 5
     sB = list(Bv.stride()[:4]) + _cell_strides(Bv, G, by_cell)
     sC = list(Cv.stride()[:4]) + _cell_strides(Cv, G, by_cell)
-    routed_scan_bwd_kernel[(batch, nblocks)](
+    kernel[(batch, nblocks)](
         u, delta, A_c, Bv, Cv,
         D.contiguous() if D is not None else dummy, z if z is not None else dy,
         delta_bias.contiguous() if delta_bias is not None else dummy, dy, states,
@@ -267,7 +291,7 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
         *_map_strides(du, G, per_u, by_cell), *_map_strides(ddt, G, per_dt, by_cell),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
         SHARED_U=not per_u, SHARED_DT=not per_dt, HAS_DLAST=dlast is not None,
-        BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), CELLS=by_cell, num_warps=warps,
+        BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), CELLS=by_cell, num_warps=warps, **extra,
     )
 
     def finish_bc(part, like):

@@ -1,0 +1,196 @@
+"""Backward routed selective scan kernel, steps one after another inside each thread.
+
+The counterpart of ``fwd_seq.py``: each thread owns one channel and its N states; the arguments, the
+program grid and the outputs are those of ``bwd.py`` (same gradients, same partial sums for the launcher to
+finish, no atomics), and it restarts from the states any forward kernel saved every BLOCK_L steps. For each
+route, tiles of BLOCK_L steps are visited last to first, in two passes:
+
+1. forward over the tile from its saved state, writing h_t to a per-program scratch buffer (BLOCK_L x N x
+   BLOCK_D values, read back at once by the same thread, so it stays in cache);
+2. backward over the tile: x_t = C_t g_t + a_{t+1} x_{t+1}, with a_{t+1} the decay computed one iteration
+   earlier, and from h_t, x_t every gradient as in ``bwd.py`` (a_t h_{t-1} = h_t - b_t, so no division).
+
+dB / dC are sums over the program's channels (a reduction across the lanes of the warp, per step).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .common import route_cells, sigmoid, softplus
+
+
+@triton.jit
+def _delta(dt_raw, bias, ct: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """(delta after bias and softplus, delta before softplus) in the compute dtype."""
+    pre = dt_raw.to(ct)
+    if HAS_BIAS:
+        pre = pre + bias
+    dt = pre
+    if SOFTPLUS:
+        dt = softplus(pre)
+    return dt, pre
+
+
+@triton.jit
+def _decay(dt, A, ct: tl.constexpr):
+    """exp(delta A) for a (N, channels) tile; A is pre-scaled by log2(e) in fp32 (see the kernel)."""
+    if ct == tl.float32:
+        return tl.exp2(dt[None, :] * A)
+    else:
+        return tl.exp(dt[None, :] * A)
+
+
+@triton.jit
+def routed_scan_bwd_seq_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr, dlast_ptr, tbl_ptr,
+    cells_ptr,
+    du_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
+    K, dim, N, gsize, nbpg, nchunk_max, lmax, cells, g1g2, g2,
+    su_b, su_k, su_d, su_0, su_1, su_2,
+    sdt_b, sdt_k, sdt_d, sdt_0, sdt_1, sdt_2,
+    sB_b, sB_k, sB_g, sB_n, sB_0, sB_1, sB_2,
+    sC_b, sC_k, sC_g, sC_n, sC_0, sC_1, sC_2,
+    sz_b, sz_d, sz_0, sz_1, sz_2,
+    sdy_b, sdy_d, sdy_0, sdy_1, sdy_2,
+    sdu_b, sdu_k, sdu_d, sdu_0, sdu_1, sdu_2,
+    sddt_b, sddt_k, sddt_d, sddt_0, sddt_1, sddt_2,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, HAS_DLAST: tl.constexpr,
+    BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CELLS: tl.constexpr,
+    scratch_ptr=None, EVEN_N: tl.constexpr = False,
+):
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_c = tl.program_id(1)
+    nblocks = tl.num_programs(1)
+    group = pid_c // nbpg
+    d_in_group = (pid_c % nbpg) * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = d_in_group < gsize
+    d = group * gsize + d_in_group                                  # (BD,): one channel per thread
+    n = tl.arange(0, BLOCK_N)
+    if EVEN_N:
+        n_mask = n < BLOCK_N
+    else:
+        n_mask = n < N
+    dn_mask = n_mask[:, None] & d_mask[None, :]
+    st_dn = d[None, :] * N + n[:, None]                             # (BN, BD) offsets of saved states
+    ct = states_ptr.dtype.element_ty
+    # this program's scratch tile of states: (BLOCK_L, BN, BD), a thread's values at its own lane
+    scratch = scratch_ptr + (pid_b * nblocks + pid_c) * (BLOCK_L * BLOCK_N * BLOCK_D)
+    # lanes paired by xor: still one 128-byte line per state row, but not provably contiguous, so the compiler
+    # keeps the loop's layout (one channel per thread) instead of vectorising these accesses along channels
+    sc_nd = n[:, None] * BLOCK_D + (tl.arange(0, BLOCK_D) ^ 1)[None, :]
+    u_d, dt_d, dy_d, z_d, du_d, ddt_d = d * su_d, d * sdt_d, d * sdy_d, d * sz_d, d * sdu_d, d * sddt_d
+    B_n, C_n = n * sB_n, n * sC_n
+
+    for k in range(K):
+        length = tl.load(tbl_ptr + k * 15)
+        accumulate = tl.load(tbl_ptr + k * 15 + 1)
+        # A is (K, N, dim) here (rows contiguous along the channels), read a state row at a time so that
+        # the tile keeps the states of a channel in one thread (see fwd_seq.py)
+        A = tl.zeros((BLOCK_N, BLOCK_D), dtype=ct)
+        for nn in tl.static_range(BLOCK_N):
+            A_row = tl.load(A_ptr + (k * N + nn) * dim + d, mask=d_mask & (nn < N), other=0.0)
+            A = tl.where(n[:, None] == nn, A_row[None, :], A)
+        a_scale = 1.0  # A is kept pre-scaled for exp2 (fp32); the ddelta term undoes the scale once per step
+        if ct == tl.float32:
+            A = A * 1.4426950408889634
+            a_scale = 0.6931471805599453
+        Dk = tl.zeros((BLOCK_D,), dtype=ct)
+        bias = tl.zeros((BLOCK_D,), dtype=ct)
+        if HAS_D:
+            Dk = tl.load(D_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
+        if HAS_BIAS:
+            bias = tl.load(bias_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
+        dA_acc = tl.zeros((BLOCK_N, BLOCK_D), dtype=ct)
+        dD_acc = tl.zeros((BLOCK_D,), dtype=ct)
+        dbias_acc = tl.zeros((BLOCK_D,), dtype=ct)
+        # a_(t+1) x_(t+1), the part of x_t that flows back from the next step (the last state's gradient
+        # at the route's end, where the decay is 1)
+        if HAS_DLAST:
+            ax_next = tl.load(dlast_ptr + (pid_b * K + k) * dim * N + st_dn, mask=dn_mask, other=0.0).to(ct)
+        else:
+            ax_next = tl.zeros((BLOCK_N, BLOCK_D), dtype=ct)
+        u_base = u_ptr + (pid_b * su_b + k * su_k)
+        dt_base = dt_ptr + (pid_b * sdt_b + k * sdt_k)
+        B_base = B_ptr + (pid_b * sB_b + k * sB_k + group * sB_g)
+        C_base = C_ptr + (pid_b * sC_b + k * sC_k + group * sC_g)
+        dy_base = dy_ptr + pid_b * sdy_b
+        z_base = z_ptr + pid_b * sz_b
+        du_base = du_ptr + (pid_b * sdu_b + k * sdu_k)
+        ddt_base = ddt_ptr + (pid_b * sddt_b + k * sddt_k)
+        st_base = states_ptr + (pid_b * K + k) * nchunk_max * dim * N
+        part_base = ((pid_b * K + k) * nblocks + pid_c) * cells * N
+        nchunks = tl.cdiv(length, BLOCK_L)
+        for cc in range(nchunks):
+            c = nchunks - 1 - cc
+            t0 = c * BLOCK_L
+            steps = tl.minimum(BLOCK_L, length - t0)
+            # pass 1: the tile's states from the one saved at its start
+            h = tl.load(st_base + c * dim * N + st_dn, mask=dn_mask, other=0.0)
+            for i in range(steps):
+                c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t0 + i, True, lmax, CELLS)
+                u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2) + u_d, mask=d_mask, other=0.0).to(ct)
+                dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2) + dt_d, mask=d_mask, other=0.0)
+                Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2) + B_n, mask=n_mask, other=0.0).to(ct)
+                dt, _ = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
+                h = _decay(dt, A, ct) * h + (dt * u)[None, :] * Bt[:, None]
+                tl.store(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd, h)
+            # pass 2: the gradients, last step first
+            for j in range(steps):
+                i = steps - 1 - j
+                c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t0 + i, True, lmax, CELLS)
+                u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2) + u_d, mask=d_mask, other=0.0).to(ct)
+                dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2) + dt_d, mask=d_mask, other=0.0)
+                Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2) + B_n, mask=n_mask, other=0.0).to(ct)
+                Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2) + C_n, mask=n_mask, other=0.0).to(ct)
+                g = tl.load(dy_base + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2) + dy_d, mask=d_mask, other=0.0).to(ct)
+                du_off = du_base + (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2) + du_d
+                ddt_off = ddt_base + (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2) + ddt_d
+                if SHARED_U:
+                    du_prev = tl.load(du_off, mask=d_mask & (accumulate != 0), other=0.0)
+                if SHARED_DT:
+                    ddt_prev = tl.load(ddt_off, mask=d_mask & (accumulate != 0), other=0.0)
+                if HAS_Z:
+                    zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2) + z_d, mask=d_mask,
+                                 other=0.0).to(ct)
+                    g = g * zv * sigmoid(zv)
+                hs = tl.load(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd)
+                dt, dt_pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
+                dt = tl.where(d_mask, dt, 0.0)
+                du_dt = dt * u
+                x = Ct[:, None] * g[None, :] + ax_next
+                x = tl.where(dn_mask, x, 0.0)
+                hb = hs - du_dt[None, :] * Bt[:, None]                  # a_t h_(t-1)
+                xB = tl.sum(x * Bt[:, None], axis=0)
+                xhb = x * hb
+                du = xB * dt
+                if HAS_D:
+                    du += Dk * g
+                    dD_acc += g * u
+                ddt = xB * u + tl.sum(xhb * A, axis=0) * a_scale
+                dA_acc += xhb * dt[None, :]
+                if SOFTPLUS:
+                    ddt = ddt * sigmoid(dt_pre)
+                ddt = tl.where(d_mask, ddt, 0.0)
+                if HAS_BIAS:
+                    dbias_acc += ddt
+                dB = tl.sum(x * du_dt[None, :], axis=1)                  # (BN,): over this program's channels
+                dC = tl.sum(hs * g[None, :], axis=1)
+                cell = c0 * g1g2 + c1 * g2 + c2
+                tl.store(dB_ptr + (part_base + cell * N) + n, dB, mask=n_mask)
+                tl.store(dC_ptr + (part_base + cell * N) + n, dC, mask=n_mask)
+                if SHARED_U:
+                    du += du_prev
+                if SHARED_DT:
+                    ddt += ddt_prev
+                tl.store(du_off, du, mask=d_mask)
+                tl.store(ddt_off, ddt, mask=d_mask)
+                ax_next = _decay(dt, A, ct) * x
+
+        tl.store(dA_ptr + (pid_b * K + k) * dim * N + st_dn, dA_acc, mask=dn_mask)
+        if HAS_D:
+            tl.store(dD_ptr + (pid_b * K + k) * dim + d, dD_acc, mask=d_mask)
+        if HAS_BIAS:
+            tl.store(dbias_ptr + (pid_b * K + k) * dim + d, dbias_acc, mask=d_mask)
