@@ -43,6 +43,45 @@ def _decay(dt, A, ct: tl.constexpr):
 
 
 @triton.jit
+def _forward_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax, su_0, su_1, su_2, sdt_0, sdt_1, sdt_2,
+                   sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS: tl.constexpr):
+    c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t, True, lmax, CELLS)
+    u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2) + u_d, mask=d_mask, other=0.0)
+    dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2) + dt_d, mask=d_mask, other=0.0)
+    Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2) + B_n, mask=n_mask, other=0.0)
+    return u, dt_raw, Bt, c0, c1, c2
+
+
+@triton.jit
+def _backward_loads(u_base, dt_base, B_base, C_base, dy_base, z_base, du_base, ddt_base, scratch_row,
+                    cells_ptr, tbl_ptr, k, t, lmax,
+                    su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2,
+                    sdy_0, sdy_1, sdy_2, sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2,
+                    u_d, dt_d, dy_d, z_d, du_d, ddt_d, B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2,
+                    HAS_Z: tl.constexpr, SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, CELLS: tl.constexpr):
+    """Every load of one step of the gradient pass (raw dtypes), and the cell of the step."""
+    u, dt_raw, Bt, c0, c1, c2 = _forward_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax,
+                                               su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2,
+                                               u_d, dt_d, B_n, d_mask, n_mask, CELLS)
+    Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2) + C_n, mask=n_mask, other=0.0)
+    dy = tl.load(dy_base + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2) + dy_d, mask=d_mask, other=0.0)
+    du_off = (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2) + du_d
+    ddt_off = (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2) + ddt_d
+    zv = dy
+    if HAS_Z:
+        zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2) + z_d, mask=d_mask, other=0.0)
+    du_prev = tl.zeros_like(u_d).to(du_base.dtype.element_ty)
+    ddt_prev = tl.zeros_like(u_d).to(ddt_base.dtype.element_ty)
+    if SHARED_U:  # sums of earlier routes at shared u / delta cells
+        du_prev = tl.load(du_base + du_off, mask=d_mask & (accumulate != 0), other=0.0)
+    if SHARED_DT:
+        ddt_prev = tl.load(ddt_base + ddt_off, mask=d_mask & (accumulate != 0), other=0.0)
+    hs = tl.load(scratch_row)
+    cell = c0 * g1g2 + c1 * g2 + c2  # linear cell index, for the dB / dC partial sums
+    return u, dt_raw, Bt, Ct, dy, zv, du_prev, ddt_prev, hs, du_off, ddt_off, cell
+
+
+@triton.jit
 def routed_scan_bwd_seq_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr, dlast_ptr, tbl_ptr,
     cells_ptr,
@@ -127,49 +166,53 @@ def routed_scan_bwd_seq_kernel(
             c = nchunks - 1 - cc
             t0 = c * BLOCK_L
             steps = tl.minimum(BLOCK_L, length - t0)
-            # pass 1: the tile's states from the one saved at its start
+            # pass 1: the tile's states from the one saved at its start (loads of step i + 1 issued first)
             h = tl.load(st_base + c * dim * N + st_dn, mask=dn_mask, other=0.0)
+            u, dt_raw, Bt, _c0, _c1, _c2 = _forward_loads(
+                u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0, lmax, su_0, su_1, su_2, sdt_0, sdt_1, sdt_2,
+                sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
             for i in range(steps):
-                c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t0 + i, True, lmax, CELLS)
-                u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2) + u_d, mask=d_mask, other=0.0).to(ct)
-                dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2) + dt_d, mask=d_mask, other=0.0)
-                Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2) + B_n, mask=n_mask, other=0.0).to(ct)
-                dt, _ = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
-                h = _decay(dt, A, ct) * h + (dt * u)[None, :] * Bt[:, None]
+                nu, ndt_raw, nB, _c0, _c1, _c2 = _forward_loads(
+                    u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0 + tl.minimum(i + 1, steps - 1), lmax,
+                    su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
+                dt, _pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
+                h = _decay(dt, A, ct) * h + (dt * u.to(ct))[None, :] * Bt.to(ct)[:, None]
                 tl.store(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd, h)
-            # pass 2: the gradients, last step first
+                u, dt_raw, Bt = nu, ndt_raw, nB
+            # pass 2: the gradients, last step first (loads of the step before issued first)
+            (u, dt_raw, Bt, Ct, dy, zv, du_prev, ddt_prev, hs, du_off, ddt_off, cell) = _backward_loads(
+                u_base, dt_base, B_base, C_base, dy_base, z_base, du_base, ddt_base,
+                scratch + (steps - 1) * (BLOCK_N * BLOCK_D) + sc_nd, cells_ptr, tbl_ptr, k, t0 + steps - 1, lmax,
+                su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2, sdy_0, sdy_1, sdy_2,
+                sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2, u_d, dt_d, dy_d, z_d, du_d, ddt_d,
+                B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
             for j in range(steps):
-                i = steps - 1 - j
-                c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t0 + i, True, lmax, CELLS)
-                u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2) + u_d, mask=d_mask, other=0.0).to(ct)
-                dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2) + dt_d, mask=d_mask, other=0.0)
-                Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2) + B_n, mask=n_mask, other=0.0).to(ct)
-                Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2) + C_n, mask=n_mask, other=0.0).to(ct)
-                g = tl.load(dy_base + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2) + dy_d, mask=d_mask, other=0.0).to(ct)
-                du_off = du_base + (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2) + du_d
-                ddt_off = ddt_base + (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2) + ddt_d
-                if SHARED_U:
-                    du_prev = tl.load(du_off, mask=d_mask & (accumulate != 0), other=0.0)
-                if SHARED_DT:
-                    ddt_prev = tl.load(ddt_off, mask=d_mask & (accumulate != 0), other=0.0)
+                ip = tl.maximum(steps - 2 - j, 0)
+                nxt = _backward_loads(
+                    u_base, dt_base, B_base, C_base, dy_base, z_base, du_base, ddt_base,
+                    scratch + ip * (BLOCK_N * BLOCK_D) + sc_nd, cells_ptr, tbl_ptr, k, t0 + ip, lmax,
+                    su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2, sdy_0, sdy_1, sdy_2,
+                    sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2, u_d, dt_d, dy_d, z_d, du_d,
+                    ddt_d, B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
+                uc = u.to(ct)
+                Bc = Bt.to(ct)
+                g = dy.to(ct)
                 if HAS_Z:
-                    zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2) + z_d, mask=d_mask,
-                                 other=0.0).to(ct)
-                    g = g * zv * sigmoid(zv)
-                hs = tl.load(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd)
+                    zc = zv.to(ct)
+                    g = g * zc * sigmoid(zc)
                 dt, dt_pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
                 dt = tl.where(d_mask, dt, 0.0)
-                du_dt = dt * u
-                x = Ct[:, None] * g[None, :] + ax_next
+                du_dt = dt * uc
+                x = Ct.to(ct)[:, None] * g[None, :] + ax_next
                 x = tl.where(dn_mask, x, 0.0)
-                hb = hs - du_dt[None, :] * Bt[:, None]                  # a_t h_(t-1)
-                xB = tl.sum(x * Bt[:, None], axis=0)
+                hb = hs - du_dt[None, :] * Bc[:, None]                  # a_t h_(t-1)
+                xB = tl.sum(x * Bc[:, None], axis=0)
                 xhb = x * hb
                 du = xB * dt
                 if HAS_D:
                     du += Dk * g
-                    dD_acc += g * u
-                ddt = xB * u + tl.sum(xhb * A, axis=0) * a_scale
+                    dD_acc += g * uc
+                ddt = xB * uc + tl.sum(xhb * A, axis=0) * a_scale
                 dA_acc += xhb * dt[None, :]
                 if SOFTPLUS:
                     ddt = ddt * sigmoid(dt_pre)
@@ -178,16 +221,16 @@ def routed_scan_bwd_seq_kernel(
                     dbias_acc += ddt
                 dB = tl.sum(x * du_dt[None, :], axis=1)                  # (BN,): over this program's channels
                 dC = tl.sum(hs * g[None, :], axis=1)
-                cell = c0 * g1g2 + c1 * g2 + c2
                 tl.store(dB_ptr + (part_base + cell * N) + n, dB, mask=n_mask)
                 tl.store(dC_ptr + (part_base + cell * N) + n, dC, mask=n_mask)
                 if SHARED_U:
                     du += du_prev
                 if SHARED_DT:
                     ddt += ddt_prev
-                tl.store(du_off, du, mask=d_mask)
-                tl.store(ddt_off, ddt, mask=d_mask)
+                tl.store(du_base + du_off, du, mask=d_mask)
+                tl.store(ddt_base + ddt_off, ddt, mask=d_mask)
                 ax_next = _decay(dt, A, ct) * x
+                (u, dt_raw, Bt, Ct, dy, zv, du_prev, ddt_prev, hs, du_off, ddt_off, cell) = nxt
 
         tl.store(dA_ptr + (pid_b * K + k) * dim * N + st_dn, dA_acc, mask=dn_mask)
         if HAS_D:

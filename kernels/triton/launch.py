@@ -64,16 +64,24 @@ def tile_config(N: int, gsize: int, max_len: int, kernel: str = "fwd") -> tuple[
     return bl, bd, warps
 
 
+def _in_thread(N: int) -> bool:
+    """The in-thread ("seq") kernels win when each thread has enough states to work on, and until the states
+    no longer fit its registers (H100, 2026-11-23, notes/kernels.md): Vim L197 N = 16 forward 1.25 -> 0.35 ms,
+    forward+backward 6.2 -> 4.5 ms; 56x56 N = 16 fwd+bwd 87 -> 63 ms; at N = 1 they are 2-3x slower."""
+    return 4 < N <= 16
+
+
 def forward_kernel_name(N: int) -> str:
-    """Which forward kernel runs: "nloop" (2-D tiles, states one at a time; small N) or "tile3d" (3-D tiles;
-    larger N). ``VSSM_SCAN_FWD_KERNEL`` overrides (benchmarks compare the two)."""
-    return os.environ.get("VSSM_SCAN_FWD_KERNEL") or ("nloop" if N <= 4 else "tile3d")
+    """Which forward kernel runs: "nloop" (2-D tiles, states one at a time; N <= 4), "seq" (a channel's states
+    in one thread, steps in turn; N up to 16) or "tile3d" (3-D tiles; larger N). ``VSSM_SCAN_FWD_KERNEL``
+    overrides (benchmarks compare them)."""
+    return os.environ.get("VSSM_SCAN_FWD_KERNEL") or ("nloop" if N <= 4 else "seq" if _in_thread(N) else "tile3d")
 
 
 def backward_kernel_name(N: int) -> str:
     """Which backward kernel runs: "tile3d" (3-D tiles, scans across threads) or "seq" (steps one after
     another inside a thread). ``VSSM_SCAN_BWD_KERNEL`` overrides."""
-    return os.environ.get("VSSM_SCAN_BWD_KERNEL") or "tile3d"
+    return os.environ.get("VSSM_SCAN_BWD_KERNEL") or ("seq" if _in_thread(N) else "tile3d")
 
 
 def _grid_strides(x: torch.Tensor, G: int) -> list[int]:
