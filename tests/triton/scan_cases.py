@@ -181,12 +181,23 @@ def test_grid_axes_not_row_major():
     check(x, routes)
 
 
-@pytest.mark.parametrize("kernel", ["tile3d", "nloop"])
+@pytest.mark.parametrize("kernel", ["tile3d", "nloop", "seq"])
 def test_other_forward_kernel(kernel, monkeypatch):
-    """Either forward kernel (VSSM_SCAN_FWD_KERNEL) at the state sizes the other one runs by default."""
+    """Every forward kernel (VSSM_SCAN_FWD_KERNEL) at the state sizes the others run by default."""
     monkeypatch.setenv("VSSM_SCAN_FWD_KERNEL", kernel)
     check(make_inputs(cross2d(), (3, 5), N=4), cross2d(), last=True)
     check(make_inputs(bidir1d(), (6,), N=16, per_route_u=True), bidir1d())
+
+
+@pytest.mark.parametrize("kernel", ["tile3d", "seq"])
+def test_other_backward_kernel(kernel, monkeypatch):
+    """Both backward kernels (VSSM_SCAN_BWD_KERNEL) at N = 1 and 16, several tiles per route (state carried
+    between tiles), shared and per-route u / delta, grouped B / C, a gate and the last state's gradient."""
+    monkeypatch.setenv("VSSM_SCAN_BWD_KERNEL", kernel)
+    monkeypatch.setenv("VSSM_SCAN_TILE", "4,4,4")
+    check(make_inputs(cross2d(), (3, 5), N=1), cross2d(), last=True)
+    check(make_inputs(bidir1d(), (7,), N=16, per_route_u=True, groups=2), bidir1d(), last=True)
+    check(make_inputs(atrous2d(), (5, 5), per_route_dt=True, groups=2, N=16), atrous2d())
 
 
 @pytest.mark.parametrize("bc", ["fixed", "shared", "grouped"])
