@@ -33,9 +33,10 @@ def tile_config(N: int, gsize: int, max_len: int, kernel: str = "fwd") -> tuple[
     every BLOCK_L steps); the channel block and warps are each kernel's own.
 
     From H100 sweeps at 56x56, batch 128 (notes/kernels.md, 2026-11-23): N <= 4 runs the 2-D "nloop"
-    forward on 16 x 32 tiles with 4 warps (fwd+bwd 10.7 ms against 11.4 ms for the 3-D kernel); larger N
-    the 3-D forward on 16 x 16 x N tiles (fwd+bwd 88.6 ms against 109 ms). The backward kernel keeps a 3-D
-    BLOCK_L x BLOCK_D x BLOCK_N tile of 2048 (N <= 4) or 4096 elements. Overrides:
+    forward on 16 x 32 tiles with 4 warps (fwd+bwd 10.7 ms against 11.4 ms for the 3-D kernel); N > 16
+    the 3-D forward on 16 x 16 x N tiles; in between the in-thread "seq" kernels, one warp of 32 channels
+    per program. The tiled backward keeps a 3-D BLOCK_L x BLOCK_D x BLOCK_N tile of 2048 (N <= 4) or 4096
+    elements. Overrides:
     ``VSSM_SCAN_TILE="L,D,warps"`` (forward), ``VSSM_SCAN_BWD_TILE="D,warps"`` (backward).
     """
     bn = _next_pow2(N)
