@@ -198,6 +198,7 @@ def test_other_backward_kernel(kernel, monkeypatch):
     check(make_inputs(cross2d(), (3, 5), N=1), cross2d(), last=True)
     check(make_inputs(bidir1d(), (7,), N=16, per_route_u=True, groups=2), bidir1d(), last=True)
     check(make_inputs(atrous2d(), (5, 5), per_route_dt=True, groups=2, N=16), atrous2d())
+    check(make_inputs(bidir1d(), (9,), N=6, per_route_u=True, groups=2), bidir1d(), last=True)  # N < BLOCK_N
 
 
 @pytest.mark.parametrize("bc", ["fixed", "shared", "grouped"])
