@@ -18,7 +18,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import route_cells, sigmoid, softplus
+from .common import decay, route_cells, sigmoid, softplus, state_rows
 
 
 @triton.jit
@@ -31,15 +31,6 @@ def _delta(dt_raw, bias, ct: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.
     if SOFTPLUS:
         dt = softplus(pre)
     return dt, pre
-
-
-@triton.jit
-def _decay(dt, A, ct: tl.constexpr):
-    """exp(delta A) for a (N, channels) tile; A is pre-scaled by log2(e) in fp32 (see the kernel)."""
-    if ct == tl.float32:
-        return tl.exp2(dt[None, :] * A)
-    else:
-        return tl.exp(dt[None, :] * A)
 
 
 @triton.jit
@@ -126,16 +117,7 @@ def routed_scan_bwd_seq_kernel(
     for k in range(K):
         length = tl.load(tbl_ptr + k * 15)
         accumulate = tl.load(tbl_ptr + k * 15 + 1)
-        # A is (K, N, dim) here (rows contiguous along the channels), read a state row at a time so that
-        # the tile keeps the states of a channel in one thread (see fwd_seq.py)
-        A = tl.zeros((BLOCK_N, BLOCK_D), dtype=ct)
-        for nn in tl.static_range(BLOCK_N):
-            A_row = tl.load(A_ptr + (k * N + nn) * dim + d, mask=d_mask & (nn < N), other=0.0)
-            A = tl.where(n[:, None] == nn, A_row[None, :], A)
-        a_scale = 1.0  # A is kept pre-scaled for exp2 (fp32); the ddelta term undoes the scale once per step
-        if ct == tl.float32:
-            A = A * 1.4426950408889634
-            a_scale = 0.6931471805599453
+        A, a_scale = state_rows(A_ptr, k, N, dim, d, d_mask, n, BLOCK_N, BLOCK_D)   # (BN, BD), see fwd_seq.py
         Dk = tl.zeros((BLOCK_D,), dtype=ct)
         bias = tl.zeros((BLOCK_D,), dtype=ct)
         if HAS_D:
@@ -176,7 +158,7 @@ def routed_scan_bwd_seq_kernel(
                     u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0 + tl.minimum(i + 1, steps - 1), lmax,
                     su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
                 dt, _pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
-                h = _decay(dt, A, ct) * h + (dt * u.to(ct))[None, :] * Bt.to(ct)[:, None]
+                h = decay(dt, A) * h + (dt * u.to(ct))[None, :] * Bt.to(ct)[:, None]
                 tl.store(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd, h)
                 u, dt_raw, Bt = nu, ndt_raw, nB
             # pass 2: the gradients, last step first (loads of the step before issued first)
@@ -229,7 +211,7 @@ def routed_scan_bwd_seq_kernel(
                     ddt += ddt_prev
                 tl.store(du_base + du_off, du, mask=d_mask)
                 tl.store(ddt_base + ddt_off, ddt, mask=d_mask)
-                ax_next = _decay(dt, A, ct) * x
+                ax_next = decay(dt, A) * x
                 (u, dt_raw, Bt, Ct, dy, zv, du_prev, ddt_prev, hs, du_off, ddt_off, cell) = nxt
 
         tl.store(dA_ptr + (pid_b * K + k) * dim * N + st_dn, dA_acc, mask=dn_mask)

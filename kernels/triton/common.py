@@ -70,3 +70,31 @@ def route_cells(cells_ptr, tbl_ptr, k, t, t_mask, lmax, CELLS: tl.constexpr):
         return 0, 0, cell
     else:
         return route_coords(tbl_ptr, k, t)
+
+
+@triton.jit
+def state_rows(A_ptr, k, N, dim, d, d_mask, n, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    """A[k] of the in-thread kernels as a (states, channels) tile, from A passed transposed as (K, N, dim).
+
+    Read one state row at a time: a single (BN, BD) load would be vectorised along the channels and pull the
+    kernel's loop into a layout that spreads a channel's states over lanes. In fp32 the tile comes scaled by
+    log2(e), for ``decay``; returns (tile, the factor that undoes the scale)."""
+    ct = A_ptr.dtype.element_ty
+    A = tl.zeros((BLOCK_N, BLOCK_D), dtype=ct)
+    for nn in tl.static_range(BLOCK_N):
+        row = tl.load(A_ptr + (k * N + nn) * dim + d, mask=d_mask & (nn < N), other=0.0)
+        A = tl.where(n[:, None] == nn, row[None, :], A)
+    unscale = 1.0
+    if ct == tl.float32:
+        A = A * 1.4426950408889634
+        unscale = 0.6931471805599453
+    return A, unscale
+
+
+@triton.jit
+def decay(dt, A):
+    """exp(delta A) for a (states, channels) tile from ``state_rows`` (exp2 of the pre-scaled A in fp32)."""
+    if A.dtype == tl.float32:
+        return tl.exp2(dt[None, :] * A)
+    else:
+        return tl.exp(dt[None, :] * A)

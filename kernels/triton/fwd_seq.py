@@ -18,7 +18,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import route_cells, softplus
+from .common import decay, route_cells, softplus, state_rows
 
 
 @triton.jit
@@ -79,14 +79,7 @@ def routed_scan_fwd_seq_kernel(
         length = tl.load(tbl_ptr + k * 15)
         accumulate = tl.load(tbl_ptr + k * 15 + 1)
         finalize = tl.load(tbl_ptr + k * 15 + 2)
-        # A comes transposed, (K, N, dim), and is read one state row at a time: a single (BN, BD) load would
-        # be vectorised along the channels and pull the whole loop into a layout that spreads states over lanes
-        A = tl.zeros((BLOCK_N, BLOCK_D), dtype=ct)
-        for nn in tl.static_range(BLOCK_N):
-            A_row = tl.load(A_ptr + (k * N + nn) * dim + d, mask=d_mask & (nn < N), other=0.0)
-            A = tl.where(n[:, None] == nn, A_row[None, :], A)
-        if ct == tl.float32:  # exp(x) = exp2(x log2 e): fold the constant into A once per route
-            A = A * 1.4426950408889634
+        A, _unscale = state_rows(A_ptr, k, N, dim, d, d_mask, n, BLOCK_N, BLOCK_D)   # (BN, BD)
         if HAS_D:
             Dk = tl.load(D_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
         if HAS_BIAS:
@@ -124,11 +117,7 @@ def routed_scan_fwd_seq_kernel(
                 dtc = dtc + bias
             if SOFTPLUS:
                 dtc = softplus(dtc)
-            if ct == tl.float32:
-                decay = tl.exp2(dtc[None, :] * A)
-            else:
-                decay = tl.exp(dtc[None, :] * A)
-            h = decay * h + (dtc * uc)[None, :] * Bt.to(ct)[:, None]
+            h = decay(dtc, A) * h + (dtc * uc)[None, :] * Bt.to(ct)[:, None]
             y = tl.sum(h * Ct.to(ct)[:, None], axis=0) + prev.to(ct)
             if HAS_D:
                 y += uc * Dk
