@@ -161,6 +161,9 @@ def routed_scan_bwd_seq_kernel(
                 h = decay(dt, A) * h + (dt * u.to(ct))[None, :] * Bt.to(ct)[:, None]
                 tl.store(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd, h)
                 u, dt_raw, Bt = nu, ndt_raw, nB
+            # Each thread reads back only the scratch values it wrote, in the layout chosen above; the barriers
+            # (one warp: nearly free) keep that safe should the compiler ever map the two accesses differently.
+            tl.debug_barrier()
             # pass 2: the gradients, last step first (loads of the step before issued first)
             (u, dt_raw, Bt, Ct, dy, zv, du_prev, ddt_prev, hs, du_off, ddt_off, cell) = _backward_loads(
                 u_base, dt_base, B_base, C_base, dy_base, z_base, du_base, ddt_base,
@@ -213,6 +216,7 @@ def routed_scan_bwd_seq_kernel(
                 tl.store(ddt_base + ddt_off, ddt, mask=d_mask)
                 ax_next = decay(dt, A) * x
                 (u, dt_raw, Bt, Ct, dy, zv, du_prev, ddt_prev, hs, du_off, ddt_off, cell) = nxt
+            tl.debug_barrier()  # the next tile's pass 1 overwrites the scratch
 
         tl.store(dA_ptr + (pid_b * K + k) * dim * N + st_dn, dA_acc, mask=dn_mask)
         if HAS_D:

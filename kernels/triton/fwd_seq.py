@@ -8,8 +8,9 @@ changes; the inputs of step t + 1 are loaded while step t computes. The parallel
 threads, so this kernel pays off when N is large enough to keep each thread busy (Vim, VMamba v0/v1: N = 16)
 and the tiled kernels stay for N = 1, where the scan across steps is what gives the GPU enough work.
 
-Each thread holds whole rows, so the route merge needs no barrier: the thread that adds route k's output at a
-cell wrote the earlier routes' output at that cell itself. States are saved every BLOCK_L steps in the
+Each thread holds whole rows: the thread that adds route k's output at a cell wrote the earlier routes' output
+at that cell itself (a barrier between routes still guards against the compiler mapping the store and the
+later load to different threads; with one warp per program it costs next to nothing). States are saved every BLOCK_L steps in the
 layout of the tiled kernels, so the backward kernel is shared.
 """
 
@@ -135,3 +136,4 @@ def routed_scan_fwd_seq_kernel(
             u, dt, prev, zv, Bt, Ct, y_off = nu, ndt, nprev, nzv, nB, nC, ny_off
         if WRITE_LAST:
             tl.store(last_ptr + (pid_b * K + k) * dim * N + st_dn, h, mask=dn_mask)
+        tl.debug_barrier()
