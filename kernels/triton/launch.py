@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..routes import RouteSet, _route_indices
 from .routing import MAX_AXES, route_plan
 
-__all__ = ["tile_config", "scan_forward", "scan_backward"]
+__all__ = ["kernel_names", "tile_config", "scan_forward", "scan_backward"]
 
 _TABLE_CACHE: dict = {}
 
@@ -27,62 +27,63 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def tile_config(N: int, gsize: int, max_len: int, kernel: str = "fwd") -> tuple[int, int, int]:
-    """(BLOCK_L, BLOCK_D, num_warps) of the forward or backward kernel for a state size, a group size and
-    the longest route. BLOCK_L is shared (the backward pass restarts from states the forward pass saved
-    every BLOCK_L steps); the channel block and warps are each kernel's own.
+def kernel_names(N: int, batch: int, groups: int, gsize: int, device: torch.device) -> tuple[str, str]:
+    """(forward, backward) kernel for a call. Forward: "nloop" (2-D tiles, states one at a time; N <= 4),
+    "seq" (a channel's states in one thread, steps in turn) or "tile3d" (3-D tiles); backward: "seq" or
+    "tile3d". ``VSSM_SCAN_FWD_KERNEL`` / ``VSSM_SCAN_BWD_KERNEL`` override (benchmarks compare them).
 
-    From H100 sweeps at 56x56, batch 128 (notes/kernels.md, 2026-11-23): N <= 4 runs the 2-D "nloop"
-    forward on 16 x 32 tiles with 4 warps (fwd+bwd 10.7 ms against 11.4 ms for the 3-D kernel); N > 16
-    the 3-D forward on 16 x 16 x N tiles; in between the in-thread "seq" kernels, one warp of 32 channels
-    per program. The tiled backward keeps a 3-D BLOCK_L x BLOCK_D x BLOCK_N tile of 2048 (N <= 4) or 4096
-    elements. Overrides:
+    The in-thread kernels win when each thread has enough states to work on, until the states no longer fit
+    its registers, and when there are enough (batch x channel) warps to keep the GPU busy (H100, 2026-11-23,
+    notes/kernels.md): Vim L197 N = 16 forward 1.25 -> 0.35 ms, forward+backward 6.2 -> 4.3 ms (1,536 warps);
+    56x56 N = 16 fwd+bwd 87 -> 51 ms (768 warps); at N = 1 they are 2-3x slower. With few warps (the 3-D
+    medical maps at batch 2, say) the tiled kernels put 4 warps on each channel block instead of one; the
+    threshold of 2 warps per SM is an untimed guess between the measured cases and those. On CPU (the
+    interpreter) only N decides, so the tests run what a busy GPU runs."""
+    in_thread = 4 < N <= 16
+    if device.type == "cuda":
+        warps = batch * groups * -(-gsize // 32)
+        in_thread = in_thread and warps >= 2 * torch.cuda.get_device_properties(device).multi_processor_count
+    fwd = os.environ.get("VSSM_SCAN_FWD_KERNEL") or ("nloop" if N <= 4 else "seq" if in_thread else "tile3d")
+    bwd = os.environ.get("VSSM_SCAN_BWD_KERNEL") or ("seq" if in_thread else "tile3d")
+    return fwd, bwd
+
+
+def tile_config(N: int, gsize: int, max_len: int, names: tuple[str, str], kernel: str = "fwd") -> tuple[int, int, int]:
+    """(BLOCK_L, BLOCK_D, num_warps) of the forward or backward kernel (``names`` from ``kernel_names``) for a
+    state size, a group size and the longest route. BLOCK_L is shared (the backward pass restarts from states
+    the forward pass saved every BLOCK_L steps); the channel block and warps are each kernel's own.
+
+    From H100 sweeps at 56x56, batch 128 (notes/kernels.md, 2026-11-23): the 2-D "nloop" forward on 16 x 32
+    tiles with 4 warps (fwd+bwd 10.7 ms against 11.4 ms for the 3-D kernel at N = 1); the 3-D forward on
+    16 x 16 x N tiles; the in-thread "seq" kernels one warp of 32 channels per program. The tiled backward
+    keeps a 3-D BLOCK_L x BLOCK_D x BLOCK_N tile of 2048 (N <= 4) or 4096 elements. Overrides:
     ``VSSM_SCAN_TILE="L,D,warps"`` (forward), ``VSSM_SCAN_BWD_TILE="D,warps"`` (backward).
     """
+    fwd_name, bwd_name = names
     bn = _next_pow2(N)
     fwd_override = os.environ.get("VSSM_SCAN_TILE")
     if fwd_override:
         bl, bd, warps = (int(v) for v in fwd_override.split(","))
-    elif forward_kernel_name(N) == "nloop":
+    elif fwd_name == "nloop":
         bl, bd, warps = 16, 32, 4
     else:
         bd = 32 if bn <= 4 else (16 if bn <= 16 else 8)
         bl = max(8, min(128, (2048 if bn <= 4 else 4096) // (bd * bn)))
         warps = 4
-        if forward_kernel_name(N) == "seq":  # one channel per thread; BLOCK_L only spaces the saved states
+        if fwd_name == "seq":  # one channel per thread; BLOCK_L only spaces the saved states
             bd, warps = 32, 1
     bl = min(bl, _next_pow2(max_len))
     if kernel == "bwd":
         bwd_override = os.environ.get("VSSM_SCAN_BWD_TILE")
         if bwd_override:
             bd, warps = (int(v) for v in bwd_override.split(","))
-        elif backward_kernel_name(N) == "seq":
+        elif bwd_name == "seq":
             bd, warps = 32, 1
         else:
             bd = max(1, min(32, (2048 if bn <= 4 else 4096) // (bl * bn)))
             warps = 4
     bd = min(bd, _next_pow2(gsize))
     return bl, bd, warps
-
-
-def _in_thread(N: int) -> bool:
-    """The in-thread ("seq") kernels win when each thread has enough states to work on, and until the states
-    no longer fit its registers (H100, 2026-11-23, notes/kernels.md): Vim L197 N = 16 forward 1.25 -> 0.35 ms,
-    forward+backward 6.2 -> 4.5 ms; 56x56 N = 16 fwd+bwd 87 -> 63 ms; at N = 1 they are 2-3x slower."""
-    return 4 < N <= 16
-
-
-def forward_kernel_name(N: int) -> str:
-    """Which forward kernel runs: "nloop" (2-D tiles, states one at a time; N <= 4), "seq" (a channel's states
-    in one thread, steps in turn; N up to 16) or "tile3d" (3-D tiles; larger N). ``VSSM_SCAN_FWD_KERNEL``
-    overrides (benchmarks compare them)."""
-    return os.environ.get("VSSM_SCAN_FWD_KERNEL") or ("nloop" if N <= 4 else "seq" if _in_thread(N) else "tile3d")
-
-
-def backward_kernel_name(N: int) -> str:
-    """Which backward kernel runs: "tile3d" (3-D tiles, scans across threads) or "seq" (steps one after
-    another inside a thread). ``VSSM_SCAN_BWD_KERNEL`` overrides."""
-    return os.environ.get("VSSM_SCAN_BWD_KERNEL") or ("seq" if _in_thread(N) else "tile3d")
 
 
 def _grid_strides(x: torch.Tensor, G: int) -> list[int]:
@@ -195,7 +196,8 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
     ct = compute_dtype(u.dtype)
     per_u, per_dt = u.dim() == G + 3, delta.dim() == G + 3
     Bv, Cv = _bc_view(B, G), _bc_view(C, G)
-    bl, bd, warps = tile_config(N, gsize, max(plan.lengths))
+    names = kernel_names(N, batch, groups, gsize, u.device)
+    bl, bd, warps = tile_config(N, gsize, max(plan.lengths), names)
     nbpg = -(-gsize // bd)
     nchunk_max = max(-(-n // bl) for n in plan.lengths)
     _check_offsets_fit(u, delta, Bv, Cv, z)
@@ -213,7 +215,7 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
     states = (torch.empty(batch, K, nchunk_max, dim, N, dtype=ct, device=u.device) if save_states else None)
     A_c = A.to(ct).contiguous()
     dummy = A_c
-    if forward_kernel_name(N) == "seq":  # (K, N, dim): that kernel reads A along the channels
+    if names[0] == "seq":  # (K, N, dim): that kernel reads A along the channels
         A_c = A_c.transpose(1, 2).contiguous()
     z_arg = z if z is not None else y
     by_cell = all(_grid_linear(t, G) for t in (u, delta, Bv, Cv, z, y, acc))
@@ -223,7 +225,7 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
     sC = list(Cv.stride()[:4]) + _cell_strides(Cv, G, by_cell)
     if launch:
         _launch_forward(
-            (batch, groups * nbpg), routes, grid, forward_kernel_name(N), u, delta, A_c, Bv, Cv,
+            (batch, groups * nbpg), routes, grid, names[0], u, delta, A_c, Bv, Cv,
             D.contiguous() if D is not None else dummy, z_arg,
             delta_bias.contiguous() if delta_bias is not None else dummy,
             y, acc, last if last is not None else dummy, states if states is not None else dummy,
@@ -248,7 +250,8 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     ct = compute_dtype(u.dtype)
     per_u, per_dt = u.dim() == G + 3, delta.dim() == G + 3
     Bv, Cv = _bc_view(B, G), _bc_view(C, G)
-    bl, bd, warps = tile_config(N, gsize, max(plan.lengths), "bwd")  # BLOCK_L as the forward pass's states
+    names = kernel_names(N, batch, groups, gsize, u.device)
+    bl, bd, warps = tile_config(N, gsize, max(plan.lengths), names, "bwd")  # BLOCK_L as the forward's states
     nbpg = -(-gsize // bd)
     nblocks = groups * nbpg
     nchunk_max = states.shape[2]
@@ -273,7 +276,7 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     dbias_part = torch.empty(batch, K, dim, dtype=ct, device=u.device) if delta_bias is not None else None
     A_c = A.to(ct).contiguous()
     dummy = A_c
-    seq = backward_kernel_name(N) == "seq"
+    seq = names[1] == "seq"
     if seq:
         from .bwd_seq import routed_scan_bwd_seq_kernel as kernel
         A_c = A_c.transpose(1, 2).contiguous()  # (K, N, dim): read along the channels
