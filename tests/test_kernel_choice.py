@@ -1,0 +1,52 @@
+"""Which Triton scan kernels a call runs (``vssm.kernels.triton.launch.kernel_names``): the in-thread kernels
+for 4 < N <= 16 when (batch x 32-channel) warps fill the GPU, the tiled ones otherwise, env overrides first."""
+
+import types
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+from vssm.kernels.triton import launch  # noqa: E402
+
+CPU = torch.device("cpu")
+GPU = torch.device("cuda", 0)
+
+
+@pytest.fixture
+def h100(monkeypatch):
+    """A CUDA device with 132 SMs, as far as ``kernel_names`` can tell (no GPU needed)."""
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: types.SimpleNamespace(
+        multi_processor_count=132))
+    for var in ("VSSM_SCAN_FWD_KERNEL", "VSSM_SCAN_BWD_KERNEL"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.mark.parametrize("N,expected", [(1, ("nloop", "tile3d")), (4, ("nloop", "tile3d")),
+                                        (8, ("seq", "seq")), (16, ("seq", "seq")), (64, ("tile3d", "tile3d"))])
+def test_state_size_decides_on_cpu(N, expected, h100):
+    assert launch.kernel_names(N, batch=1, groups=1, gsize=8, device=CPU) == expected
+
+
+def test_gpu_needs_two_warps_per_sm_for_the_in_thread_kernels(h100):
+    # Vim-T at batch 128: 128 x 384 / 32 = 1,536 warps; VMamba 56x56 N16: 768; SegMamba stage 1 at batch 2: 6
+    assert launch.kernel_names(16, batch=128, groups=1, gsize=384, device=GPU) == ("seq", "seq")
+    assert launch.kernel_names(16, batch=128, groups=1, gsize=192, device=GPU) == ("seq", "seq")
+    assert launch.kernel_names(16, batch=2, groups=1, gsize=96, device=GPU) == ("tile3d", "tile3d")
+    assert launch.kernel_names(16, batch=33, groups=1, gsize=256, device=GPU) == ("seq", "seq")      # 264 warps
+    assert launch.kernel_names(16, batch=32, groups=1, gsize=256, device=GPU) == ("tile3d", "tile3d")  # 256
+    assert launch.kernel_names(1, batch=128, groups=1, gsize=384, device=GPU) == ("nloop", "tile3d")
+
+
+def test_environment_overrides(h100, monkeypatch):
+    monkeypatch.setenv("VSSM_SCAN_FWD_KERNEL", "tile3d")
+    monkeypatch.setenv("VSSM_SCAN_BWD_KERNEL", "seq")
+    assert launch.kernel_names(16, batch=128, groups=1, gsize=384, device=GPU) == ("tile3d", "seq")
+
+
+def test_seq_tiles_one_warp_of_32_channels_and_the_forward_spacing_of_states(h100):
+    names = ("seq", "seq")
+    fwd = launch.tile_config(16, 384, 197, names)
+    bwd = launch.tile_config(16, 384, 197, names, "bwd")
+    assert fwd[1:] == (32, 1) and bwd[1:] == (32, 1)
+    assert fwd[0] == bwd[0] == launch.tile_config(16, 384, 197, ("tile3d", "tile3d"))[0]  # any fwd pairs any bwd
