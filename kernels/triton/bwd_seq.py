@@ -18,7 +18,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import decay, route_cells, sigmoid, softplus, state_rows
+from .common import channel_step_loads, decay, sigmoid, softplus, state_rows
 
 
 @triton.jit
@@ -34,16 +34,6 @@ def _delta(dt_raw, bias, ct: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.
 
 
 @triton.jit
-def _forward_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax, su_0, su_1, su_2, sdt_0, sdt_1, sdt_2,
-                   sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS: tl.constexpr):
-    c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t, True, lmax, CELLS)
-    u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2) + u_d, mask=d_mask, other=0.0)
-    dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2) + dt_d, mask=d_mask, other=0.0)
-    Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2) + B_n, mask=n_mask, other=0.0)
-    return u, dt_raw, Bt, c0, c1, c2
-
-
-@triton.jit
 def _backward_loads(u_base, dt_base, B_base, C_base, dy_base, z_base, du_base, ddt_base, scratch_row,
                     cells_ptr, tbl_ptr, k, t, lmax,
                     su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2,
@@ -51,7 +41,7 @@ def _backward_loads(u_base, dt_base, B_base, C_base, dy_base, z_base, du_base, d
                     u_d, dt_d, dy_d, z_d, du_d, ddt_d, B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2,
                     HAS_Z: tl.constexpr, SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, CELLS: tl.constexpr):
     """Every load of one step of the gradient pass (raw dtypes), and the cell of the step."""
-    u, dt_raw, Bt, c0, c1, c2 = _forward_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax,
+    u, dt_raw, Bt, c0, c1, c2 = channel_step_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax,
                                                su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2,
                                                u_d, dt_d, B_n, d_mask, n_mask, CELLS)
     Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2) + C_n, mask=n_mask, other=0.0)
@@ -150,11 +140,11 @@ def routed_scan_bwd_seq_kernel(
             steps = tl.minimum(BLOCK_L, length - t0)
             # pass 1: the tile's states from the one saved at its start (loads of step i + 1 issued first)
             h = tl.load(st_base + c * dim * N + st_dn, mask=dn_mask, other=0.0)
-            u, dt_raw, Bt, _c0, _c1, _c2 = _forward_loads(
+            u, dt_raw, Bt, _c0, _c1, _c2 = channel_step_loads(
                 u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0, lmax, su_0, su_1, su_2, sdt_0, sdt_1, sdt_2,
                 sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
             for i in range(steps):
-                nu, ndt_raw, nB, _c0, _c1, _c2 = _forward_loads(
+                nu, ndt_raw, nB, _c0, _c1, _c2 = channel_step_loads(
                     u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0 + tl.minimum(i + 1, steps - 1), lmax,
                     su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
                 dt, _pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)

@@ -98,3 +98,15 @@ def decay(dt, A):
         return tl.exp2(dt[None, :] * A)
     else:
         return tl.exp(dt[None, :] * A)
+
+
+@triton.jit
+def channel_step_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax, su_0, su_1, su_2, sdt_0, sdt_1,
+                       sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS: tl.constexpr):
+    """The in-thread kernels' loads of step ``t`` (raw dtypes): u and delta (a channel per thread), B (the
+    states), and the step's grid coordinates for the caller's other accesses."""
+    c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t, True, lmax, CELLS)
+    u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2) + u_d, mask=d_mask, other=0.0)
+    dt_raw = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2) + dt_d, mask=d_mask, other=0.0)
+    Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2) + B_n, mask=n_mask, other=0.0)
+    return u, dt_raw, Bt, c0, c1, c2

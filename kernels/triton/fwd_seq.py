@@ -19,7 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import decay, route_cells, softplus, state_rows
+from .common import channel_step_loads, decay, softplus, state_rows
 
 
 @triton.jit
@@ -29,15 +29,14 @@ def _step_inputs(u_base, dt_base, B_base, C_base, acc_base, z_base, cells_ptr, t
                  u_d, dt_d, z_d, y_d, B_n, C_n, d_mask, n_mask, accumulate, gate_now,
                  GATE: tl.constexpr, CELLS: tl.constexpr):
     """Loads of one step (raw dtypes): u, delta, the running route sum, the gate (channels) and B, C (states)."""
-    c0, c1, c2 = route_cells(cells_ptr, tbl_ptr, k, t, True, lmax, CELLS)
-    u = tl.load(u_base + (c0 * su_0 + c1 * su_1 + c2 * su_2) + u_d, mask=d_mask, other=0.0)
-    dt = tl.load(dt_base + (c0 * sdt_0 + c1 * sdt_1 + c2 * sdt_2) + dt_d, mask=d_mask, other=0.0)
+    u, dt, Bt, c0, c1, c2 = channel_step_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax,
+                                               su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2,
+                                               u_d, dt_d, B_n, d_mask, n_mask, CELLS)
     y_off = (c0 * sy_0 + c1 * sy_1 + c2 * sy_2) + y_d
     prev = tl.load(acc_base + y_off, mask=d_mask & (accumulate != 0), other=0.0)
     zv = prev
     if GATE:
         zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2) + z_d, mask=d_mask & gate_now, other=0.0)
-    Bt = tl.load(B_base + (c0 * sB_0 + c1 * sB_1 + c2 * sB_2) + B_n, mask=n_mask, other=0.0)
     Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2) + C_n, mask=n_mask, other=0.0)
     return u, dt, prev, zv, Bt, Ct, y_off
 

@@ -182,8 +182,6 @@ def _launch_forward(grid_dims, routes, grid, kernel_name, *args, **meta):
     _, table = _device_table(routes, grid, args[0].device)
     cells = _cell_table(routes, grid, args[0].device)
     args = args[:12] + (table, cells) + args[12:]
-    if kernel_name == "seq":
-        meta["EVEN_N"] = meta["BLOCK_N"] == args[16]  # args[16]: N
     kernel[grid_dims](*args, **meta)
 
 
@@ -234,6 +232,7 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
             GATE=gate_in_kernel, SEPARATE_ACC=separate, SAVE_STATES=save_states, WRITE_LAST=need_last,
             BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), CELLS=by_cell, num_warps=warps,
+            **({"EVEN_N": _next_pow2(N) == N} if names[0] == "seq" else {}),
         )
     ysum = acc if separate else None
     if z is not None and not gate_in_kernel:
