@@ -53,7 +53,7 @@ def kernel_fn(name: str):
     return routed_scan_fwd_kernel
 
 
-def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1) -> dict:
+def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1, maxnreg: int | None = None) -> dict:
     bl, bd, warps = (int(v) for v in tile.split(","))
     options = dict(HAS_D=True, HAS_Z=False, HAS_BIAS=True, SOFTPLUS=True, GATE=False, SEPARATE_ACC=False,
                    SAVE_STATES=False, WRITE_LAST=False, SHARED_U=True, SHARED_DT=False, HAS_DLAST=False,
@@ -74,8 +74,9 @@ def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1) -> dict:
             signature[arg] = "i32"
             if arg in DIV16 or arg in ZERO:
                 attrs[(i,)] = [["tt.divisibility", 16]]
+    launch = dict(num_warps=warps) if maxnreg is None else dict(num_warps=warps, maxnreg=maxnreg)
     compiled = triton.compile(ASTSource(kernel, signature, constexprs=constexprs, attrs=attrs),
-                              target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, **({"maxnreg": int(os.environ["MAXNREG"])} if os.environ.get("MAXNREG") else {})))
+                              target=GPUTarget("cuda", 90, 32), options=launch)
     tools = os.path.join(os.path.dirname(nvidia.__file__), "bin")
     with tempfile.TemporaryDirectory() as tmp:
         ptx, cubin = os.path.join(tmp, "k.ptx"), os.path.join(tmp, "k.cubin")
@@ -102,10 +103,11 @@ def main():
     parser.add_argument("--tile", action="append", required=True, help="BLOCK_L,BLOCK_D,num_warps")
     parser.add_argument("--no-unit-strides", action="store_true", help="channel stride not specialised to 1")
     parser.add_argument("--ops", action="store_true", help="print the instruction mix")
+    parser.add_argument("--maxnreg", type=int, default=None, help="cap the registers per thread (spills show)")
     args = parser.parse_args()
     kernel = kernel_fn(args.kernel)
     for tile in args.tile:
-        r = compile_report(kernel, tile, not args.no_unit_strides, args.N)
+        r = compile_report(kernel, tile, not args.no_unit_strides, args.N, args.maxnreg)
         print(f"{args.kernel} {tile}: {r['registers']} registers{' (spills)' if r['spills'] else ''}, "
               f"{r['sass']} SASS instructions, {r['elements_per_thread']:.0f} elements per thread per tile, "
               f"{r['conversions']} layout conversions")
