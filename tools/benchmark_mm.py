@@ -3,6 +3,12 @@
     python tools/benchmark_mm.py [--models upernet maskrcnn] [--dtypes fp32 bf16] [--device cuda]
                                  [--iters 10] [--warmup 3] [--size S] [--batch B] [--json FILE]
 
+Data-parallel: launched by `torchrun --nproc_per_node=N` (WORLD_SIZE > 1) each process takes GPU LOCAL_RANK
+(NCCL; gloo on CPU), its own batch of the same size (a different synthetic batch per rank), and the model is
+wrapped in DistributedDataParallel, so the gradients are all-reduced in every step; SyncBN in the UperNet heads is
+kept on GPUs (it syncs across them, as in the recipe; a single process or a CPU run reverts it to BN). Only rank 0 prints and
+writes; `images_per_s` is then the global rate (N x batch / median) and `per_gpu_batch` the batch per process.
+
 Defaults are issue 8's settings: UperNet + VMamba-T at 512x512, batch 4
 (configs/mmseg/vmamba/upernet_vmamba-t_4xb4-160k_ade20k-512x512.py) and Mask R-CNN 1x + VMamba-T at 1333x800,
 batch 2 (configs/mmdet/vmamba/mask-rcnn_vmamba-t_fpn_1x_coco.py). `--size S` makes both inputs S x S (a quick
@@ -117,7 +123,7 @@ def mmcv_ops_in_fp32():
         NMSop.forward, RoIAlign.forward = staticmethod(nms_forward), roi_forward
 
 
-def build(name: str, shape: tuple[int, int]):
+def build(name: str, shape: tuple[int, int], keep_sync_bn: bool = False):
     """Model (train mode), optim wrapper and a batch factory for one config."""
     from mmengine.config import Config
     from mmengine.model import revert_sync_batchnorm
@@ -135,7 +141,9 @@ def build(name: str, shape: tuple[int, int]):
         from mmdet.registry import MODELS
 
         num_classes = cfg.model.roi_head.bbox_head.num_classes
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model = MODELS.build(cfg.model)
+    if not keep_sync_bn:
+        model = revert_sync_batchnorm(model)
     optim_cfg = cfg.optim_wrapper.copy()
     optim_cfg["type"] = "OptimWrapper"  # precision is handled here (autocast), not by AmpOptimWrapper
     optim_cfg.pop("loss_scale", None)
@@ -143,11 +151,25 @@ def build(name: str, shape: tuple[int, int]):
     return model, optim_cfg, num_classes, build_optim_wrapper
 
 
+def _world() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torchrun."""
+    import torch.distributed as dist
+
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
 def run_one(name: str, dtype: str, device: str, shape: tuple[int, int], batch: int, iters: int, warmup: int,
             seed: int = 0) -> dict:
-    torch.manual_seed(seed)
-    model, optim_cfg, num_classes, build_optim_wrapper = build(name, shape)
+    rank, world = _world()
+    torch.manual_seed(seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    model, optim_cfg, num_classes, build_optim_wrapper = build(name, shape, keep_sync_bn=world > 1 and device.startswith("cuda"))
     model = model.to(device).train()
+    forward = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        cuda_index = torch.device(device).index
+        forward = DistributedDataParallel(model, device_ids=None if cuda_index is None else [cuda_index])
     from mmengine.logging import MMLogger
 
     logger = MMLogger.get_current_instance()
@@ -157,7 +179,7 @@ def run_one(name: str, dtype: str, device: str, shape: tuple[int, int], batch: i
         optim_wrapper = build_optim_wrapper(model, optim_cfg)
     finally:
         logger.setLevel(level)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed + rank)  # each rank its own data, as a distributed sampler gives
     make = _seg_batch if name == "upernet" else _det_batch
     batches = [make(batch, shape[0], shape[1], num_classes, g) for _ in range(2)]  # alternate two batches
     cuda = device.startswith("cuda")
@@ -166,7 +188,7 @@ def run_one(name: str, dtype: str, device: str, shape: tuple[int, int], batch: i
     def step(data: dict) -> float:
         with autocast:
             data = model.data_preprocessor(data, True)
-            losses = model(**data, mode="loss")
+            losses = forward(**data, mode="loss")
         loss, _ = model.parse_losses(losses)
         optim_wrapper.update_params(loss)
         return loss.detach()
@@ -189,16 +211,17 @@ def run_one(name: str, dtype: str, device: str, shape: tuple[int, int], batch: i
                 times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     out = dict(model=name, config=osp.relpath(CONFIGS[name], REPO), dtype=dtype, device=device,
-               input_hw=list(shape), batch=batch, iters=iters, warmup=warmup,
-               median_s=round(med, 5), mean_s=round(statistics.fmean(times), 5), min_s=round(min(times), 5),
-               images_per_s=round(batch / med, 3), times_s=[round(t, 5) for t in times],
+               input_hw=list(shape), batch=batch * world, per_gpu_batch=batch, world_size=world, iters=iters,
+               warmup=warmup, median_s=round(med, 5), mean_s=round(statistics.fmean(times), 5),
+               min_s=round(min(times), 5), images_per_s=round(batch * world / med, 3),
+               times_s=[round(t, 5) for t in times],
                last_loss=round(float(loss), 4),
                mmcv_ops_fp32=dtype == "bf16" and name == "maskrcnn",
                params=sum(p.numel() for p in model.parameters()))
     if cuda:
         out["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         out["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 3)
-    del model, optim_wrapper
+    del forward, model, optim_wrapper
     if cuda:
         torch.cuda.empty_cache()
     return out
@@ -218,11 +241,19 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: one GPU (or CPU process) per rank
+        import torch.distributed as dist
+
+        if args.device.startswith("cuda"):
+            args.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+            torch.cuda.set_device(args.device)
+        dist.init_process_group(backend="nccl" if args.device.startswith("cuda") else "gloo")
+    rank, world = _world()
     if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = False  # fixed shapes either way; keep the default algorithm choice
     meta = dict(date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), torch=torch.__version__,
                 python=sys.version.split()[0], device_name=(torch.cuda.get_device_name() if args.device.startswith("cuda")
-                                                            else "cpu"))
+                                                            else "cpu"), world_size=world)
     try:
         import mmcv, mmdet, mmengine, mmseg  # noqa: E401
 
@@ -250,16 +281,22 @@ def main(argv=None) -> int:
             results.append(r)
             mem = f", peak {r['peak_allocated_gib']} GiB alloc / {r['peak_reserved_gib']} GiB reserved" \
                 if "peak_allocated_gib" in r else ""
+            if rank != 0:
+                continue
             if "error" in r:
                 print(f"[{name} {dtype}] FAILED: {r['error']}", flush=True)
             else:
-                print(f"[{name} {dtype}] {shape[0]}x{shape[1]} batch {batch}: median {r['median_s'] * 1000:.1f} ms/iter "
+                print(f"[{name} {dtype}] {shape[0]}x{shape[1]} batch {batch} x {world} rank(s): median {r['median_s'] * 1000:.1f} ms/iter "
                       f"(mean {r['mean_s'] * 1000:.1f}, min {r['min_s'] * 1000:.1f}), {r['images_per_s']} img/s{mem}, "
                       f"loss {r['last_loss']}, {r['wall_s']} s wall", flush=True)
             if args.json:
                 os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
                 with open(args.json, "w") as f:
                     json.dump(dict(meta=meta, results=results), f, indent=1)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     return 1 if failed else 0
 
 
