@@ -10,7 +10,8 @@ route, tiles of BLOCK_L steps are visited last to first, in two passes:
 2. backward over the tile: x_t = C_t g_t + a_{t+1} x_{t+1}, with a_{t+1} the decay computed one iteration
    earlier, and from h_t, x_t every gradient as in ``bwd.py`` (a_t h_{t-1} = h_t - b_t, so no division).
 
-dB / dC are sums over the program's channels (a reduction across the lanes of the warp, per step).
+dB / dC are sums over the program's channels: a reduce-scatter across the lanes of the warp per step
+(``common.lane_sum_scatter``), after which each lane stores one state's sum.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import channel_step_loads, decay, sigmoid, softplus, state_rows
+from .common import channel_step_loads, decay, lane_state, lane_sum_scatter, sigmoid, softplus, state_rows
 
 
 @triton.jit
@@ -94,6 +95,8 @@ def routed_scan_bwd_seq_kernel(
     else:
         n_mask = n < N
     dn_mask = n_mask[:, None] & d_mask[None, :]
+    n_lane, lane_stores = lane_state(BLOCK_N, BLOCK_D)              # the dB / dC state each lane stores
+    n_store = lane_stores & (n_lane < N)
     st_dn = d[None, :] * N + n[:, None]                             # (BN, BD) offsets of saved states
     ct = states_ptr.dtype.element_ty
     # this program's scratch tile of states: (BLOCK_L, BN, BD), a thread's values at its own lane
@@ -194,10 +197,11 @@ def routed_scan_bwd_seq_kernel(
                 ddt = tl.where(d_mask, ddt, 0.0)
                 if HAS_BIAS:
                     dbias_acc += ddt
-                dB = tl.sum(x * du_dt[None, :], axis=1)                  # (BN,): over this program's channels
-                dC = tl.sum(hs * g[None, :], axis=1)
-                tl.store(dB_ptr + (part_base + cell * N) + n, dB, mask=n_mask)
-                tl.store(dC_ptr + (part_base + cell * N) + n, dC, mask=n_mask)
+                # over this program's channels, lane l ending with state n_lane[l]'s sum
+                dB = lane_sum_scatter(x * du_dt[None, :], BLOCK_N, BLOCK_D)
+                dC = lane_sum_scatter(hs * g[None, :], BLOCK_N, BLOCK_D)
+                tl.store(dB_ptr + (part_base + cell * N) + n_lane, dB, mask=n_store)
+                tl.store(dC_ptr + (part_base + cell * N) + n_lane, dC, mask=n_store)
                 if SHARED_U:
                     du += du_prev
                 if SHARED_DT:

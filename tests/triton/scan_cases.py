@@ -201,6 +201,15 @@ def test_other_backward_kernel(kernel, monkeypatch):
     check(make_inputs(bidir1d(), (9,), N=6, per_route_u=True, groups=2), bidir1d(), last=True)  # N < BLOCK_N
 
 
+def test_seq_backward_lane_sums(monkeypatch):
+    """The seq backward's dB / dC reduce-scatter across a full block of 32 channels (BLOCK_N <= BLOCK_D): 16
+    states, and 6 states in a block of 8 with a group of 40 channels, so the second channel block is partial."""
+    monkeypatch.setenv("VSSM_SCAN_BWD_KERNEL", "seq")
+    monkeypatch.setenv("VSSM_SCAN_TILE", "4,4,4")
+    check(make_inputs(bidir1d(), (7,), dim=64, N=16, per_route_u=True), bidir1d(), last=True)
+    check(make_inputs(cross2d(), (3, 4), dim=80, N=6, groups=2), cross2d())
+
+
 @pytest.mark.parametrize("bc", ["fixed", "shared", "grouped"])
 def test_one_route_op(bc):
     batch, dim, N, L = 2, 6, 4, 9
