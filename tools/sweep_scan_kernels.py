@@ -1,7 +1,8 @@
 """Sweep the fused scan kernels' variants and tiles on a GPU (benchmark, not a test).
 
 Each config is a set of environment variables read by ``kernels/triton/launch.py``
-(``VSSM_SCAN_FWD_KERNEL``, ``VSSM_SCAN_TILE``, ``VSSM_SCAN_BWD_TILE``); every config is timed forward and
+(``VSSM_SCAN_FWD_KERNEL``, ``VSSM_SCAN_TILE``, ``VSSM_SCAN_BWD_KERNEL``, ``VSSM_SCAN_BWD_TILE``,
+``VSSM_SCAN_BWD_MAXNREG`` for the seq backward); every config is timed forward and
 forward+backward on the stage shapes of ``tools/benchmark_scan.py``, with the same inputs and protocol.
 
     python tools/sweep_scan_kernels.py --stages 56 vim197 \\
@@ -19,7 +20,8 @@ import torch
 from benchmark_scan import STAGES, fused, stage_inputs, time_it
 
 STAGE_KEYS = {"56": (56, 56), "28": (28, 28), "14": (14, 14), "7": (7, 7), "vim197": (197,), "vim730": (730,)}
-KNOBS = ("VSSM_SCAN_FWD_KERNEL", "VSSM_SCAN_TILE", "VSSM_SCAN_BWD_KERNEL", "VSSM_SCAN_BWD_TILE")
+KNOBS = ("VSSM_SCAN_FWD_KERNEL", "VSSM_SCAN_TILE", "VSSM_SCAN_BWD_KERNEL", "VSSM_SCAN_BWD_TILE",
+         "VSSM_SCAN_BWD_MAXNREG")
 
 
 def apply(config: str) -> None:

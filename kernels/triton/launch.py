@@ -282,6 +282,8 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
         bn = _next_pow2(N)
         extra = dict(scratch_ptr=torch.empty(batch * nblocks * bl * bn * bd, dtype=ct, device=u.device),
                      EVEN_N=bn == N)
+        if os.environ.get("VSSM_SCAN_BWD_MAXNREG"):  # sweep knob: cap the registers (more warps per SM, spills)
+            extra["maxnreg"] = int(os.environ["VSSM_SCAN_BWD_MAXNREG"])
     else:
         from .bwd import routed_scan_bwd_kernel as kernel
         extra = {}
