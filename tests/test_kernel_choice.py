@@ -50,3 +50,18 @@ def test_seq_tiles_one_warp_of_32_channels_and_the_forward_spacing_of_states(h10
     bwd = launch.tile_config(16, 384, 197, names, "bwd")
     assert fwd[1:] == (32, 1) and bwd[1:] == (32, 1)
     assert fwd[0] == bwd[0] == launch.tile_config(16, 384, 197, ("tile3d", "tile3d"))[0]  # any fwd pairs any bwd
+
+
+def test_seq_backward_register_cap_only_where_it_saves_a_wave(monkeypatch):
+    monkeypatch.delenv("VSSM_SCAN_BWD_MAXNREG", raising=False)
+    # 132 SMs: 8 programs per SM uncapped (1,056 in a wave), 12 capped (1,584)
+    assert launch.seq_bwd_register_cap(1536, 132) == 168      # Vim-T, batch 128: 2 waves -> 1
+    assert launch.seq_bwd_register_cap(768, 132) is None      # VMamba 56x56 N16: 1 wave already
+    assert launch.seq_bwd_register_cap(1056, 132) is None
+    assert launch.seq_bwd_register_cap(1057, 132) == 168
+    assert launch.seq_bwd_register_cap(1584, 132) == 168
+    assert launch.seq_bwd_register_cap(1585, 132) is None     # 2 waves either way: no spills for nothing
+    monkeypatch.setenv("VSSM_SCAN_BWD_MAXNREG", "0")
+    assert launch.seq_bwd_register_cap(1536, 132) is None
+    monkeypatch.setenv("VSSM_SCAN_BWD_MAXNREG", "192")
+    assert launch.seq_bwd_register_cap(768, 132) == 192

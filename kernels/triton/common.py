@@ -123,22 +123,24 @@ def lane_sum_scatter(v, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     instead of 80. Returns a (BLOCK_D,) tensor: lane l holds the total of state ``lane_state(l)``; lanes
     that agree in their lowest log2(BLOCK_D / BLOCK_N) bits hold the same total. With more states than
     channels (a small group) it is a plain ``tl.sum``, one total per state; ``lane_state`` matches either way.
+    (One return per function: older Triton compiles every return statement of a constexpr branch.)
     """
     if BLOCK_N > BLOCK_D:
-        return tl.sum(v, axis=1)
-    lane = tl.arange(0, BLOCK_D)
-    t = tl.trans(v)                                                     # (BD, R): R states left per lane
-    for s in tl.static_range(BLOCK_N.bit_length() - 1):              # stage s: partner lane = lane ^ (BD >> s+1)
-        even, odd = tl.split(tl.reshape(t, (BLOCK_D, BLOCK_N >> (s + 1), 2)))   # states 2j and 2j + 1
-        takes_odd = ((lane & (BLOCK_D >> (s + 1))) != 0)[:, None]
-        send = tl.where(takes_odd, even, odd)
-        keep = tl.where(takes_odd, odd, even)
-        partner = tl.broadcast_to((lane ^ (BLOCK_D >> (s + 1)))[:, None], (BLOCK_D, BLOCK_N >> (s + 1)))
-        t = keep + tl.gather(send, partner, 0)
-    total = tl.reshape(t, (BLOCK_D,))
-    # the lanes that hold the same state add up their partial sums
-    for s in tl.static_range(BLOCK_N.bit_length() - 1, BLOCK_D.bit_length() - 1):
-        total = total + tl.gather(total, lane ^ (BLOCK_D >> (s + 1)), 0)
+        total = tl.sum(v, axis=1)
+    else:
+        lane = tl.arange(0, BLOCK_D)
+        t = tl.trans(v)                                                 # (BD, R): R states left per lane
+        for s in tl.static_range(BLOCK_N.bit_length() - 1):          # stage s: partner lane = lane ^ (BD >> s+1)
+            even, odd = tl.split(tl.reshape(t, (BLOCK_D, BLOCK_N >> (s + 1), 2)))   # states 2j and 2j + 1
+            takes_odd = ((lane & (BLOCK_D >> (s + 1))) != 0)[:, None]
+            send = tl.where(takes_odd, even, odd)
+            keep = tl.where(takes_odd, odd, even)
+            partner = tl.broadcast_to((lane ^ (BLOCK_D >> (s + 1)))[:, None], (BLOCK_D, BLOCK_N >> (s + 1)))
+            t = keep + tl.gather(send, partner, 0)
+        total = tl.reshape(t, (BLOCK_D,))
+        # the lanes that hold the same state add up their partial sums
+        for s in tl.static_range(BLOCK_N.bit_length() - 1, BLOCK_D.bit_length() - 1):
+            total = total + tl.gather(total, lane ^ (BLOCK_D >> (s + 1)), 0)
     return total
 
 
@@ -146,9 +148,12 @@ def lane_sum_scatter(v, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
 def lane_state(BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """(state each lane holds after ``lane_sum_scatter``, whether the lane is the one that stores it)."""
     if BLOCK_N > BLOCK_D:
-        return tl.arange(0, BLOCK_N), tl.full((BLOCK_N,), True, tl.int1)
-    lane = tl.arange(0, BLOCK_D)
-    state = tl.zeros((BLOCK_D,), dtype=tl.int32)
-    for s in tl.static_range(BLOCK_N.bit_length() - 1):
-        state += ((lane & (BLOCK_D >> (s + 1))) != 0).to(tl.int32) << s
-    return state, (lane & (BLOCK_D // BLOCK_N - 1)) == 0
+        state = tl.arange(0, BLOCK_N)
+        stores = state >= 0
+    else:
+        lane = tl.arange(0, BLOCK_D)
+        state = tl.zeros((BLOCK_D,), dtype=tl.int32)
+        for s in tl.static_range(BLOCK_N.bit_length() - 1):
+            state += ((lane & (BLOCK_D >> (s + 1))) != 0).to(tl.int32) << s
+        stores = (lane & (BLOCK_D // BLOCK_N - 1)) == 0
+    return state, stores

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..routes import RouteSet, _route_indices
 from .routing import MAX_AXES, route_plan
 
-__all__ = ["kernel_names", "tile_config", "scan_forward", "scan_backward"]
+__all__ = ["kernel_names", "seq_bwd_register_cap", "tile_config", "scan_forward", "scan_backward"]
 
 _TABLE_CACHE: dict = {}
 
@@ -46,6 +46,20 @@ def kernel_names(N: int, batch: int, groups: int, gsize: int, device: torch.devi
     fwd = os.environ.get("VSSM_SCAN_FWD_KERNEL") or ("nloop" if N <= 4 else "seq" if in_thread else "tile3d")
     bwd = os.environ.get("VSSM_SCAN_BWD_KERNEL") or ("seq" if in_thread else "tile3d")
     return fwd, bwd
+
+
+def seq_bwd_register_cap(programs: int, sms: int) -> int | None:
+    """``maxnreg`` for the seq backward: None, or 168 when that fits the grid in one wave where it needs two.
+
+    The kernel uses ~250 registers per thread (states, their gradients, the next step's loads), so an SM
+    holds 8 of its one-warp programs; capped at 168 it holds 12, at the price of spills. Measured on the H100
+    (2026-11-23, notes/kernels.md): Vim's 1,536 programs (2 waves uncapped, 1 capped) 4.10 -> 3.80 ms at L197,
+    14.7 -> 13.5 ms at L730; 768 programs (1 wave either way) 46 -> 66 ms; a cap of 192 (10 per SM, still 2
+    waves) was slower. ``VSSM_SCAN_BWD_MAXNREG`` overrides (0: no cap)."""
+    override = os.environ.get("VSSM_SCAN_BWD_MAXNREG")
+    if override is not None:
+        return int(override) or None
+    return 168 if 8 * sms < programs <= 12 * sms else None
 
 
 def tile_config(N: int, gsize: int, max_len: int, names: tuple[str, str], kernel: str = "fwd") -> tuple[int, int, int]:
@@ -282,8 +296,10 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
         bn = _next_pow2(N)
         extra = dict(scratch_ptr=torch.empty(batch * nblocks * bl * bn * bd, dtype=ct, device=u.device),
                      EVEN_N=bn == N)
-        if os.environ.get("VSSM_SCAN_BWD_MAXNREG"):  # sweep knob: cap the registers (more warps per SM, spills)
-            extra["maxnreg"] = int(os.environ["VSSM_SCAN_BWD_MAXNREG"])
+        if u.is_cuda:
+            cap = seq_bwd_register_cap(batch * nblocks, torch.cuda.get_device_properties(u.device).multi_processor_count)
+            if cap:
+                extra["maxnreg"] = cap
     else:
         from .bwd import routed_scan_bwd_kernel as kernel
         extra = {}
