@@ -53,12 +53,13 @@ def kernel_fn(name: str):
     return routed_scan_fwd_kernel
 
 
-def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1, maxnreg: int | None = None) -> dict:
+def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1, maxnreg: int | None = None,
+                   split: int = 1) -> dict:
     bl, bd, warps = (int(v) for v in tile.split(","))
     options = dict(HAS_D=True, HAS_Z=False, HAS_BIAS=True, SOFTPLUS=True, GATE=False, SEPARATE_ACC=False,
                    SAVE_STATES=False, WRITE_LAST=False, SHARED_U=True, SHARED_DT=False, HAS_DLAST=False,
                    BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=N, CELLS=True,
-                   EVEN_N=True)  # VMamba: shared u, per-route delta
+                   EVEN_N=True, SPLIT=split)  # VMamba: shared u, per-route delta
     meta = {k: v for k, v in options.items() if k in kernel.arg_names}
     signature, attrs, constexprs = {}, {}, dict(meta)
     for i, arg in enumerate(kernel.arg_names):
@@ -104,10 +105,12 @@ def main():
     parser.add_argument("--no-unit-strides", action="store_true", help="channel stride not specialised to 1")
     parser.add_argument("--ops", action="store_true", help="print the instruction mix")
     parser.add_argument("--maxnreg", type=int, default=None, help="cap the registers per thread (spills show)")
+    parser.add_argument("--split", type=int, default=1, choices=(1, 2),
+                        help="bwd_seq: lanes per channel (with 2, BLOCK_D of --tile is the channels per program)")
     args = parser.parse_args()
     kernel = kernel_fn(args.kernel)
     for tile in args.tile:
-        r = compile_report(kernel, tile, not args.no_unit_strides, args.N, args.maxnreg)
+        r = compile_report(kernel, tile, not args.no_unit_strides, args.N, args.maxnreg, args.split)
         print(f"{args.kernel} {tile}: {r['registers']} registers{' (spills)' if r['spills'] else ''}, "
               f"{r['sass']} SASS instructions, {r['elements_per_thread']:.0f} elements per thread per tile, "
               f"{r['conversions']} layout conversions")

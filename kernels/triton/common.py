@@ -73,17 +73,19 @@ def route_cells(cells_ptr, tbl_ptr, k, t, t_mask, lmax, CELLS: tl.constexpr):
 
 
 @triton.jit
-def state_rows(A_ptr, k, N, dim, d, d_mask, n, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    """A[k] of the in-thread kernels as a (states, channels) tile, from A passed transposed as (K, N, dim).
+def state_rows(A_ptr, k, N, dim, d, d_mask, n_tile, BLOCK_N: tl.constexpr, ROWS: tl.constexpr, LANES: tl.constexpr):
+    """A[k] of the in-thread kernels as a (ROWS, LANES) tile, from A passed transposed as (K, N, dim): element
+    (i, j) is A[k, n_tile[i, j], d[j]] (``n_tile`` broadcasts to the tile; ROWS = BLOCK_N unless a channel's
+    states are shared between lanes).
 
-    Read one state row at a time: a single (BN, BD) load would be vectorised along the channels and pull the
+    Read one state row at a time: a single 2-D load would be vectorised along the channels and pull the
     kernel's loop into a layout that spreads a channel's states over lanes. In fp32 the tile comes scaled by
     log2(e), for ``decay``; returns (tile, the factor that undoes the scale)."""
     ct = A_ptr.dtype.element_ty
-    A = tl.zeros((BLOCK_N, BLOCK_D), dtype=ct)
+    A = tl.zeros((ROWS, LANES), dtype=ct)
     for nn in tl.static_range(BLOCK_N):
         row = tl.load(A_ptr + (k * N + nn) * dim + d, mask=d_mask & (nn < N), other=0.0)
-        A = tl.where(n[:, None] == nn, row[None, :], A)
+        A = tl.where(n_tile == nn, row[None, :], A)
     unscale = 1.0
     if ct == tl.float32:
         A = A * 1.4426950408889634
@@ -113,47 +115,71 @@ def channel_step_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax, 
 
 
 @triton.jit
-def lane_sum_scatter(v, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Sums over the channels of a (states, channels) tile, spread one state per lane (a reduce-scatter).
+def lane_sum_scatter(v, ROWS: tl.constexpr, LANES: tl.constexpr, SPLIT: tl.constexpr = 1):
+    """Sums over the channels of a (ROWS, LANES) tile, spread one state per lane (a reduce-scatter).
 
-    For the in-thread kernels, whose BLOCK_D channels are the lanes of one warp. ``tl.sum(v, axis=1)`` would
-    reduce every state across all lanes (BLOCK_N x log2(BLOCK_D) shuffles and adds); here each stage trades
-    half of the remaining states with the partner lane (``tl.gather`` along the lanes lowers to one shuffle
-    per value) and keeps the other half, so 16 states over 32 lanes take 8 + 4 + 2 + 1 + 1 = 16 shuffles
-    instead of 80. Returns a (BLOCK_D,) tensor: lane l holds the total of state ``lane_state(l)``; lanes
-    that agree in their lowest log2(BLOCK_D / BLOCK_N) bits hold the same total. With more states than
-    channels (a small group) it is a plain ``tl.sum``, one total per state; ``lane_state`` matches either way.
+    For the in-thread kernels, whose LANES columns are the lanes of one warp: a channel per lane, or with
+    SPLIT = 2 a channel per lane pair, each lane holding every other state of it (``state_share``).
+    ``tl.sum`` across the lanes would reduce every row in log2(LANES) shuffles and adds; here each stage trades
+    half of the remaining rows with the partner lane (``tl.gather`` along the lanes lowers to one shuffle per
+    value) and keeps the other half, so 16 rows over 32 lanes take 8 + 4 + 2 + 1 + 1 = 16 shuffles instead of
+    80. Returns a (LANES,) tensor: lane l holds the total of state ``lane_state(l)``, summed over the lanes of
+    the same share. With more rows than channels (a small group; SPLIT = 1 only) it is a plain ``tl.sum``, one
+    total per state; ``lane_state`` matches either way.
     (One return per function: older Triton compiles every return statement of a constexpr branch.)
     """
-    if BLOCK_N > BLOCK_D:
+    if ROWS > LANES // SPLIT:
         total = tl.sum(v, axis=1)
     else:
-        lane = tl.arange(0, BLOCK_D)
-        t = tl.trans(v)                                                 # (BD, R): R states left per lane
-        for s in tl.static_range(BLOCK_N.bit_length() - 1):          # stage s: partner lane = lane ^ (BD >> s+1)
-            even, odd = tl.split(tl.reshape(t, (BLOCK_D, BLOCK_N >> (s + 1), 2)))   # states 2j and 2j + 1
-            takes_odd = ((lane & (BLOCK_D >> (s + 1))) != 0)[:, None]
+        lane = tl.arange(0, LANES)
+        t = tl.trans(v)                                                 # (LANES, R): R rows left per lane
+        for s in tl.static_range(ROWS.bit_length() - 1):             # stage s: partner lane = lane ^ (LANES >> s+1)
+            even, odd = tl.split(tl.reshape(t, (LANES, ROWS >> (s + 1), 2)))   # rows 2j and 2j + 1
+            takes_odd = ((lane & (LANES >> (s + 1))) != 0)[:, None]
             send = tl.where(takes_odd, even, odd)
             keep = tl.where(takes_odd, odd, even)
-            partner = tl.broadcast_to((lane ^ (BLOCK_D >> (s + 1)))[:, None], (BLOCK_D, BLOCK_N >> (s + 1)))
+            partner = tl.broadcast_to((lane ^ (LANES >> (s + 1)))[:, None], (LANES, ROWS >> (s + 1)))
             t = keep + tl.gather(send, partner, 0)
-        total = tl.reshape(t, (BLOCK_D,))
-        # the lanes that hold the same state add up their partial sums
-        for s in tl.static_range(BLOCK_N.bit_length() - 1, BLOCK_D.bit_length() - 1):
-            total = total + tl.gather(total, lane ^ (BLOCK_D >> (s + 1)), 0)
+        total = tl.reshape(t, (LANES,))
+        # the lanes of one share that hold the same row add up their partial sums
+        for s in tl.static_range(ROWS.bit_length() - 1, LANES.bit_length() - SPLIT.bit_length()):
+            total = total + tl.gather(total, lane ^ (LANES >> (s + 1)), 0)
     return total
 
 
 @triton.jit
-def lane_state(BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+def lane_state(ROWS: tl.constexpr, LANES: tl.constexpr, SPLIT: tl.constexpr = 1):
     """(state each lane holds after ``lane_sum_scatter``, whether the lane is the one that stores it)."""
-    if BLOCK_N > BLOCK_D:
-        state = tl.arange(0, BLOCK_N)
+    if ROWS > LANES // SPLIT:
+        state = tl.arange(0, ROWS)
         stores = state >= 0
     else:
-        lane = tl.arange(0, BLOCK_D)
-        state = tl.zeros((BLOCK_D,), dtype=tl.int32)
-        for s in tl.static_range(BLOCK_N.bit_length() - 1):
-            state += ((lane & (BLOCK_D >> (s + 1))) != 0).to(tl.int32) << s
-        stores = (lane & (BLOCK_D // BLOCK_N - 1)) == 0
+        lane = tl.arange(0, LANES)
+        row = tl.zeros((LANES,), dtype=tl.int32)
+        for s in tl.static_range(ROWS.bit_length() - 1):
+            row += ((lane & (LANES >> (s + 1))) != 0).to(tl.int32) << s
+        state = row * SPLIT + lane % SPLIT
+        stores = (lane & (LANES // ROWS - 1)) < SPLIT
     return state, stores
+
+
+@triton.jit
+def state_share(vec, part, ROWS: tl.constexpr, SPLIT: tl.constexpr):
+    """A (BLOCK_N,) vector of per-state values (the same in every lane) as the (ROWS, LANES) tile (or, with
+    SPLIT = 1, a (ROWS, 1) column that broadcasts to it) of the states each lane holds: state i * SPLIT + part[j] at (i, j), so with SPLIT = 2 the even states in one lane of a
+    pair and the odd ones in the other (a select per value, no data movement)."""
+    if SPLIT == 1:
+        tile = vec[:, None]                                             # broadcasts over the lanes
+    else:
+        even, odd = tl.split(tl.reshape(vec, (ROWS, 2)))
+        tile = tl.where((part == 1)[None, :], odd[:, None], even[:, None])
+    return tile
+
+
+@triton.jit
+def channel_total(partial, lane, SPLIT: tl.constexpr):
+    """Per-channel sums over states from each lane's share of them (adds the partner lane's when SPLIT = 2)."""
+    total = partial
+    if SPLIT == 2:
+        total = partial + tl.gather(partial, lane ^ 1, 0)
+    return total

@@ -79,7 +79,7 @@ def routed_scan_fwd_seq_kernel(
         length = tl.load(tbl_ptr + k * 15)
         accumulate = tl.load(tbl_ptr + k * 15 + 1)
         finalize = tl.load(tbl_ptr + k * 15 + 2)
-        A, _unscale = state_rows(A_ptr, k, N, dim, d, d_mask, n, BLOCK_N, BLOCK_D)   # (BN, BD)
+        A, _unscale = state_rows(A_ptr, k, N, dim, d, d_mask, n[:, None], BLOCK_N, BLOCK_N, BLOCK_D)  # (BN, BD)
         if HAS_D:
             Dk = tl.load(D_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
         if HAS_BIAS:

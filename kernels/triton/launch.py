@@ -48,18 +48,29 @@ def kernel_names(N: int, batch: int, groups: int, gsize: int, device: torch.devi
     return fwd, bwd
 
 
-def seq_bwd_register_cap(programs: int, sms: int) -> int | None:
+def seq_bwd_register_cap(programs: int, sms: int, split: int = 1) -> int | None:
     """``maxnreg`` for the seq backward: None, or 168 when that fits the grid in one wave where it needs two.
 
     The kernel uses ~250 registers per thread (states, their gradients, the next step's loads), so an SM
     holds 8 of its one-warp programs; capped at 168 it holds 12, at the price of spills. Measured on the H100
     (2026-11-23, notes/kernels.md): Vim's 1,536 programs (2 waves uncapped, 1 capped) 4.10 -> 3.80 ms at L197,
     14.7 -> 13.5 ms at L730; 768 programs (1 wave either way) 46 -> 66 ms; a cap of 192 (10 per SM, still 2
-    waves) was slower. ``VSSM_SCAN_BWD_MAXNREG`` overrides (0: no cap)."""
+    waves) was slower. The rule is for one lane per channel (``split`` 1). ``VSSM_SCAN_BWD_MAXNREG`` overrides
+    (0: no cap)."""
     override = os.environ.get("VSSM_SCAN_BWD_MAXNREG")
     if override is not None:
         return int(override) or None
-    return 168 if 8 * sms < programs <= 12 * sms else None
+    return 168 if split == 1 and 8 * sms < programs <= 12 * sms else None
+
+
+def seq_bwd_split(block_n: int, lanes: int) -> int:
+    """Lanes per channel of the seq backward: 1, or 2 (each lane every other state, half the registers, twice
+    the programs) with ``VSSM_SCAN_BWD_SPLIT=2``; 2 needs a half of the states per lane to fit the lanes'
+    reduce-scatter (block_n / 2 <= lanes / 2)."""
+    split = int(os.environ.get("VSSM_SCAN_BWD_SPLIT", "1"))
+    if split not in (1, 2):
+        raise ValueError(f"VSSM_SCAN_BWD_SPLIT must be 1 or 2, got {split}")
+    return 2 if split == 2 and 2 <= block_n <= lanes else 1
 
 
 def tile_config(N: int, gsize: int, max_len: int, names: tuple[str, str], kernel: str = "fwd") -> tuple[int, int, int]:
@@ -265,6 +276,10 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     Bv, Cv = _bc_view(B, G), _bc_view(C, G)
     names = kernel_names(N, batch, groups, gsize, u.device)
     bl, bd, warps = tile_config(N, gsize, max(plan.lengths), names, "bwd")  # BLOCK_L as the forward's states
+    split = 1
+    if names[1] == "seq":
+        split = seq_bwd_split(_next_pow2(N), bd)
+        bd //= split                                                  # channels per program (one warp)
     nbpg = -(-gsize // bd)
     nblocks = groups * nbpg
     nchunk_max = states.shape[2]
@@ -295,9 +310,10 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
         A_c = A_c.transpose(1, 2).contiguous()  # (K, N, dim): read along the channels
         bn = _next_pow2(N)
         extra = dict(scratch_ptr=torch.empty(batch * nblocks * bl * bn * bd, dtype=ct, device=u.device),
-                     EVEN_N=bn == N)
+                     EVEN_N=bn == N, SPLIT=split)
         if u.is_cuda:
-            cap = seq_bwd_register_cap(batch * nblocks, torch.cuda.get_device_properties(u.device).multi_processor_count)
+            cap = seq_bwd_register_cap(batch * nblocks, torch.cuda.get_device_properties(u.device).multi_processor_count,
+                                       split)
             if cap:
                 extra["maxnreg"] = cap
     else:

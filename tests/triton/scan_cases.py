@@ -210,6 +210,19 @@ def test_seq_backward_lane_sums(monkeypatch):
     check(make_inputs(cross2d(), (3, 4), dim=80, N=6, groups=2), cross2d())
 
 
+def test_seq_backward_two_lanes_per_channel(monkeypatch):
+    """VSSM_SCAN_BWD_SPLIT=2: each lane holds every other state of its channel (16 channels per warp); per-channel
+    sums over states add the partner lane's, dB / dC reduce over the lanes of the same share. Shared and
+    per-route u, groups, a gate, the last state's gradient, N below BLOCK_N, and a group too small to split."""
+    monkeypatch.setenv("VSSM_SCAN_BWD_KERNEL", "seq")
+    monkeypatch.setenv("VSSM_SCAN_BWD_SPLIT", "2")
+    monkeypatch.setenv("VSSM_SCAN_TILE", "4,4,4")
+    check(make_inputs(bidir1d(), (7,), dim=48, N=16, per_route_u=True), bidir1d(), last=True)
+    check(make_inputs(cross2d(), (3, 4), dim=80, N=6, groups=2), cross2d())
+    check(make_inputs(atrous2d(), (5, 5), dim=32, per_route_dt=True, groups=2, N=16), atrous2d())
+    check(make_inputs(bidir1d(), (5,), dim=8, N=16, per_route_u=True, groups=2), bidir1d(), last=True)
+
+
 @pytest.mark.parametrize("bc", ["fixed", "shared", "grouped"])
 def test_one_route_op(bc):
     batch, dim, N, L = 2, 6, 4, 9
