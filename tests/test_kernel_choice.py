@@ -52,16 +52,25 @@ def test_seq_tiles_one_warp_of_32_channels_and_the_forward_spacing_of_states(h10
     assert fwd[0] == bwd[0] == launch.tile_config(16, 384, 197, ("tile3d", "tile3d"))[0]  # any fwd pairs any bwd
 
 
-def test_seq_backward_register_cap_only_where_it_saves_a_wave(monkeypatch):
-    monkeypatch.delenv("VSSM_SCAN_BWD_MAXNREG", raising=False)
+def test_seq_backward_layout_changes_only_where_it_saves_a_wave(monkeypatch):
+    for var in ("VSSM_SCAN_BWD_MAXNREG", "VSSM_SCAN_BWD_SPLIT"):
+        monkeypatch.delenv(var, raising=False)
     # 132 SMs: 8 programs per SM uncapped (1,056 in a wave), 12 capped (1,584)
-    assert launch.seq_bwd_register_cap(1536, 132) == 168      # Vim-T, batch 128: 2 waves -> 1
-    assert launch.seq_bwd_register_cap(768, 132) is None      # VMamba 56x56 N16: 1 wave already
-    assert launch.seq_bwd_register_cap(1056, 132) is None
-    assert launch.seq_bwd_register_cap(1057, 132) == 168
-    assert launch.seq_bwd_register_cap(1584, 132) == 168
-    assert launch.seq_bwd_register_cap(1585, 132) is None     # 2 waves either way: no spills for nothing
+    assert launch.seq_bwd_layout(16, 32, 1536, 132) == (2, 168)     # Vim-T, batch 128: 2 waves -> 1
+    assert launch.seq_bwd_layout(16, 32, 768, 132) == (1, None)     # VMamba 56x56 N16: 1 wave already
+    assert launch.seq_bwd_layout(16, 32, 1056, 132) == (1, None)
+    assert launch.seq_bwd_layout(16, 32, 1057, 132) == (2, 168)
+    assert launch.seq_bwd_layout(16, 32, 1584, 132) == (2, 168)
+    assert launch.seq_bwd_layout(16, 32, 1585, 132) == (1, None)    # 2 waves either way: no spills for nothing
+    assert launch.seq_bwd_layout(16, 8, 1536, 132) == (1, 168)      # a group of 8 channels cannot share states
+    assert launch.seq_bwd_layout(16, 32, 1536, None) == (1, None)   # the interpreter: no SMs to fill
     monkeypatch.setenv("VSSM_SCAN_BWD_MAXNREG", "0")
-    assert launch.seq_bwd_register_cap(1536, 132) is None
+    assert launch.seq_bwd_layout(16, 32, 1536, 132) == (2, None)
     monkeypatch.setenv("VSSM_SCAN_BWD_MAXNREG", "192")
-    assert launch.seq_bwd_register_cap(768, 132) == 192
+    monkeypatch.setenv("VSSM_SCAN_BWD_SPLIT", "1")
+    assert launch.seq_bwd_layout(16, 32, 768, 132) == (1, 192)
+    monkeypatch.setenv("VSSM_SCAN_BWD_SPLIT", "2")
+    assert launch.seq_bwd_layout(8, 32, 10, None)[0] == 2
+    monkeypatch.setenv("VSSM_SCAN_BWD_SPLIT", "3")
+    with pytest.raises(ValueError, match="VSSM_SCAN_BWD_SPLIT"):
+        launch.seq_bwd_layout(16, 32, 1536, 132)

@@ -137,6 +137,9 @@ def main():
                                                                 z=True), bidir1d(), bf)
     compare("bidir1d L197 b8 d384 N16 fp16 z", inputs(bidir1d(), (197,), 8, 384, 16, torch.float16, z=True),
             bidir1d(), torch.float16)
+    # Vim-T's training grid (1,536 programs on an H100): the seq backward with two lanes per channel, capped
+    compare("bidir1d L197 b128 d384 N16 fp32 per-route z", inputs(bidir1d(), (197,), 128, 384, 16, f32,
+                                                                 per_route=True, z=True), bidir1d(), f32)
     compare("cross3d 16x16x16 b1 d64 N16 fp32", inputs(cross3d(), (16, 16, 16), 1, 64, 16, f32), cross3d(), f32)
     compare("time L65536 b1 d64 N16 fp32 last-state", inputs(time_route(), (65536,), 1, 64, 16, f32),
             time_route(), f32, last=True)
@@ -145,6 +148,8 @@ def main():
     one_route_checks()
     race("cross2d 56x56 b128 d192 N1 bf16", inputs(cross2d(), (56, 56), 128, 192, 1, bf), cross2d())
     race("cross2d 56x56 b32 d192 N16 bf16", inputs(cross2d(), (56, 56), 32, 192, 16, bf), cross2d())
+    race("bidir1d L197 b128 d384 N16 bf16 per-route z", inputs(bidir1d(), (197,), 128, 384, 16, bf, per_route=True,
+                                                               z=True), bidir1d())
     print("FAILED:" if failures else "ALL CHECKS PASSED", ", ".join(failures), flush=True)
     sys.exit(1 if failures else 0)
 

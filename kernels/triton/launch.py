@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..routes import RouteSet, _route_indices
 from .routing import MAX_AXES, route_plan
 
-__all__ = ["kernel_names", "seq_bwd_register_cap", "tile_config", "scan_forward", "scan_backward"]
+__all__ = ["kernel_names", "seq_bwd_layout", "tile_config", "scan_forward", "scan_backward"]
 
 _TABLE_CACHE: dict = {}
 
@@ -48,29 +48,33 @@ def kernel_names(N: int, batch: int, groups: int, gsize: int, device: torch.devi
     return fwd, bwd
 
 
-def seq_bwd_register_cap(programs: int, sms: int, split: int = 1) -> int | None:
-    """``maxnreg`` for the seq backward: None, or 168 when that fits the grid in one wave where it needs two.
+def seq_bwd_layout(block_n: int, lanes: int, programs: int, sms: int | None) -> tuple[int, int | None]:
+    """(lanes per channel, ``maxnreg``) of the seq backward, for a grid of ``programs`` one-warp programs of
+    ``lanes`` channels each (one lane per channel) on ``sms`` SMs (None: the interpreter).
 
-    The kernel uses ~250 registers per thread (states, their gradients, the next step's loads), so an SM
-    holds 8 of its one-warp programs; capped at 168 it holds 12, at the price of spills. Measured on the H100
-    (2026-11-23, notes/kernels.md): Vim's 1,536 programs (2 waves uncapped, 1 capped) 4.10 -> 3.80 ms at L197,
-    14.7 -> 13.5 ms at L730; 768 programs (1 wave either way) 46 -> 66 ms; a cap of 192 (10 per SM, still 2
-    waves) was slower. The rule is for one lane per channel (``split`` 1). ``VSSM_SCAN_BWD_MAXNREG`` overrides
-    (0: no cap)."""
-    override = os.environ.get("VSSM_SCAN_BWD_MAXNREG")
-    if override is not None:
-        return int(override) or None
-    return 168 if split == 1 and 8 * sms < programs <= 12 * sms else None
+    Uncapped, the kernel's ~250 registers per thread fit 8 programs per SM. Where that grid needs two waves
+    but 12 programs per SM would take it in one (8 x SMs < programs <= 12 x SMs), the registers are capped at
+    168, and the channel's states are shared by two lanes (each every other state, twice the programs of half
+    the work), which brings the kernel near 168 registers without spilling (Triton 3.8: 229 -> 167 registers,
+    no spills; one lane per channel capped at 168 spills). Elsewhere neither: both cost where the grid fits in
+    one wave anyway. Measured on the H100 (2026-11-23, notes/kernels.md, fourth round), fwd+bwd ms:
 
+    | stage (programs) | 1 lane | 1 lane, cap 168 | 2 lanes | 2 lanes, cap 168 |
+    |---|---|---|---|---|
+    | Vim L197 N16 (1,536) | 4.09 | 3.79 | 3.71 | 3.68 |
+    | Vim L730 N16 (1,536) | 14.67 | 13.51 | 13.34 | 13.29 |
+    | VMamba 56x56 N16 (768) | 45.8 | 65.5 | 65.5 | 52.6 |
 
-def seq_bwd_split(block_n: int, lanes: int) -> int:
-    """Lanes per channel of the seq backward: 1, or 2 (each lane every other state, half the registers, twice
-    the programs) with ``VSSM_SCAN_BWD_SPLIT=2``; 2 needs a half of the states per lane to fit the lanes'
-    reduce-scatter (block_n / 2 <= lanes / 2)."""
-    split = int(os.environ.get("VSSM_SCAN_BWD_SPLIT", "1"))
+    Two lanes need a half of the states per lane to fit the lanes' reduce-scatter (block_n <= lanes).
+    ``VSSM_SCAN_BWD_SPLIT`` (1 or 2) and ``VSSM_SCAN_BWD_MAXNREG`` (0: no cap) override."""
+    two_waves_to_one = sms is not None and 8 * sms < programs <= 12 * sms
+    split = int(os.environ.get("VSSM_SCAN_BWD_SPLIT", "2" if two_waves_to_one else "1"))
     if split not in (1, 2):
         raise ValueError(f"VSSM_SCAN_BWD_SPLIT must be 1 or 2, got {split}")
-    return 2 if split == 2 and 2 <= block_n <= lanes else 1
+    split = 2 if split == 2 and 2 <= block_n <= lanes else 1
+    cap = os.environ.get("VSSM_SCAN_BWD_MAXNREG")
+    cap = (int(cap) or None) if cap is not None else (168 if two_waves_to_one else None)
+    return split, cap
 
 
 def tile_config(N: int, gsize: int, max_len: int, names: tuple[str, str], kernel: str = "fwd") -> tuple[int, int, int]:
@@ -276,9 +280,10 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     Bv, Cv = _bc_view(B, G), _bc_view(C, G)
     names = kernel_names(N, batch, groups, gsize, u.device)
     bl, bd, warps = tile_config(N, gsize, max(plan.lengths), names, "bwd")  # BLOCK_L as the forward's states
-    split = 1
+    split, cap = 1, None
     if names[1] == "seq":
-        split = seq_bwd_split(_next_pow2(N), bd)
+        sms = torch.cuda.get_device_properties(u.device).multi_processor_count if u.is_cuda else None
+        split, cap = seq_bwd_layout(_next_pow2(N), bd, batch * groups * -(-gsize // bd), sms)
         bd //= split                                                  # channels per program (one warp)
     nbpg = -(-gsize // bd)
     nblocks = groups * nbpg
@@ -311,11 +316,8 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
         bn = _next_pow2(N)
         extra = dict(scratch_ptr=torch.empty(batch * nblocks * bl * bn * bd, dtype=ct, device=u.device),
                      EVEN_N=bn == N, SPLIT=split)
-        if u.is_cuda:
-            cap = seq_bwd_register_cap(batch * nblocks, torch.cuda.get_device_properties(u.device).multi_processor_count,
-                                       split)
-            if cap:
-                extra["maxnreg"] = cap
+        if cap:
+            extra["maxnreg"] = cap
     else:
         from .bwd import routed_scan_bwd_kernel as kernel
         extra = {}
