@@ -3,13 +3,7 @@
 # with both seq kernels forced, race check included), a sweep against the tiled kernels at the 56x56 and Vim
 # stages, and Vim-T / EfficientVMamba-B training and inference throughput with the seq kernels.
 #   device run: command "OUT=$OUT bash tools/gpu_seq_kernels.sh", carry [".cache/wheels"], timeout_s 480
-set -o pipefail
-OUT=${OUT:-gpu_logs}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-index .cache/wheels/*.whl 2>&1 | tail -2
-python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2
-{ nvidia-smi --query-gpu=name --format=csv,noheader; date -u; git log -1 --format=%h 2>/dev/null; } | tee "$OUT/seq_device.txt"
+. tools/gpu_setup.sh seq
 VSSM_SCAN_FWD_KERNEL=seq VSSM_SCAN_BWD_KERNEL=seq timeout ${CHECK_TIMEOUT:-150} python3 tools/gpu_check_kernels.py 2>&1 \
     | tee "$OUT/seq_check.log"
 timeout ${SWEEP_TIMEOUT:-160} python3 tools/sweep_scan_kernels.py --stages 56 vim197 vim730 \

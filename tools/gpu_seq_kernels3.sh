@@ -3,13 +3,7 @@
 # choice, then the seq kernels forced; a sweep at N = 16 over the state spacing (BLOCK_L) and a register cap;
 # an Nsight Compute profile of the seq backward at Vim's shape; Vim-T and EfficientVMamba-B throughput.
 #   device run: command "OUT=$OUT bash tools/gpu_seq_kernels3.sh", carry [".cache/wheels"], timeout_s 600
-set -o pipefail
-OUT=${OUT:-gpu_logs}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-index .cache/wheels/*.whl 2>&1 | tail -2
-python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2
-{ nvidia-smi --query-gpu=name --format=csv,noheader; date -u; git log --oneline -1; } | tee "$OUT/seq3_device.txt"
+. tools/gpu_setup.sh seq3
 { echo "== default kernel choice"; timeout 110 python3 tools/gpu_check_kernels.py
   echo "== seq kernels forced"; VSSM_SCAN_FWD_KERNEL=seq VSSM_SCAN_BWD_KERNEL=seq timeout 110 python3 tools/gpu_check_kernels.py
 } 2>&1 | tee "$OUT/seq3_check.log"

@@ -3,14 +3,7 @@
 # lane helpers (Triton 3.6 rejected an early return): every kernel check with the default kernel choice and with
 # the seq kernels forced; the N = 16 sweep with the cap rule against no cap; Vim-T / EfficientVMamba-B throughput.
 #   device run: command "OUT=$OUT bash tools/gpu_seq_kernels4.sh", carry [".cache/wheels"], timeout_s 420
-set -o pipefail
-OUT=${OUT:-gpu_logs}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-index .cache/wheels/*.whl 2>&1 | tail -2
-python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2
-{ nvidia-smi --query-gpu=name --format=csv,noheader; date -u; git log --oneline -1
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } | tee "$OUT/seq4_device.txt"
+. tools/gpu_setup.sh seq4
 { echo "== default kernel choice"; timeout 110 python3 tools/gpu_check_kernels.py
   echo "== seq kernels forced"; VSSM_SCAN_FWD_KERNEL=seq VSSM_SCAN_BWD_KERNEL=seq timeout 110 python3 tools/gpu_check_kernels.py
 } 2>&1 | tee "$OUT/seq4_check.log"

@@ -2,14 +2,7 @@
 # Device call for the seq backward with two lanes per channel (VSSM_SCAN_BWD_SPLIT=2): every kernel check with it
 # forced, the N = 16 sweep against one lane per channel (with its register cap rule), Vim-T training with it.
 #   device run: command "OUT=$OUT bash tools/gpu_seq_kernels5.sh", carry [".cache/wheels"], timeout_s 480
-set -o pipefail
-OUT=${OUT:-gpu_logs}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-index .cache/wheels/*.whl 2>&1 | tail -2
-python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2
-{ nvidia-smi --query-gpu=name --format=csv,noheader; date -u
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } | tee "$OUT/seq5_device.txt"
+. tools/gpu_setup.sh seq5
 VSSM_SCAN_BWD_KERNEL=seq VSSM_SCAN_BWD_SPLIT=2 timeout 110 python3 tools/gpu_check_kernels.py 2>&1 | tee "$OUT/seq5_check.log"
 timeout 150 python3 tools/sweep_scan_kernels.py --stages vim197 vim730 56 --N 16 \
     --config "VSSM_SCAN_BWD_SPLIT=1" --config "VSSM_SCAN_BWD_SPLIT=2" \

@@ -3,14 +3,7 @@
 # where the grid needs two waves uncapped): every kernel check with the default choice, Vim's training grid
 # included; the N = 16 sweep with the defaults; Vim-T throughput.
 #   device run: command "OUT=$OUT bash tools/gpu_seq_kernels6.sh", carry [".cache/wheels"], timeout_s 360
-set -o pipefail
-OUT=${OUT:-gpu_logs}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-index .cache/wheels/*.whl 2>&1 | tail -2
-python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2
-{ nvidia-smi --query-gpu=name --format=csv,noheader; date -u
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } | tee "$OUT/seq6_device.txt"
+. tools/gpu_setup.sh seq6
 timeout 150 python3 tools/gpu_check_kernels.py 2>&1 | tee "$OUT/seq6_check.log"
 timeout 60 python3 tools/sweep_scan_kernels.py --stages vim197 vim730 56 --N 16 --config "VSSM_SCAN_FWD_KERNEL=seq" \
     2>&1 | tee "$OUT/seq6_sweep.log"
