@@ -20,7 +20,7 @@ import triton
 import triton.language as tl
 
 from .common import (channel_step_loads, channel_total, decay, lane_state, lane_sum_scatter, sigmoid, softplus,
-                     state_rows, state_tile)
+                     state_rows, state_share)
 
 
 @triton.jit
@@ -113,10 +113,7 @@ def routed_scan_bwd_seq_kernel(
     # keeps the loop's layout (one channel per thread) instead of vectorising these accesses along channels
     sc_nd = tl.arange(0, BLOCK_N // SPLIT)[:, None] * (BLOCK_D * SPLIT) + (lane ^ 1)[None, :]
     u_d, dt_d, dy_d, z_d, du_d, ddt_d = d * su_d, d * sdt_d, d * sdy_d, d * sz_d, d * sdu_d, d * sddt_d
-    if SPLIT == 1:  # B / C of a step: one vector of all states, the same in every lane
-        B_n, C_n, bc_mask = n * sB_n, n * sC_n, n_mask
-    else:           # each lane loads only the states it holds
-        B_n, C_n, bc_mask = n_tile * sB_n, n_tile * sC_n, n_tile < N
+    B_n, C_n = n * sB_n, n * sC_n
 
     for k in range(K):
         length = tl.load(tbl_ptr + k * 15)
@@ -156,13 +153,13 @@ def routed_scan_bwd_seq_kernel(
             h = tl.load(st_base + c * dim * N + st_dn, mask=dn_mask, other=0.0)
             u, dt_raw, Bt, _c0, _c1, _c2 = channel_step_loads(
                 u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0, lmax, su_0, su_1, su_2, sdt_0, sdt_1, sdt_2,
-                sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, bc_mask, CELLS)
+                sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
             for i in range(steps):
                 nu, ndt_raw, nB, _c0, _c1, _c2 = channel_step_loads(
                     u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0 + tl.minimum(i + 1, steps - 1), lmax,
-                    su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, bc_mask, CELLS)
+                    su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
                 dt, _pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
-                h = decay(dt, A) * h + (dt * u.to(ct))[None, :] * state_tile(Bt.to(ct), SPLIT)
+                h = decay(dt, A) * h + (dt * u.to(ct))[None, :] * state_share(Bt.to(ct), part, BLOCK_N // SPLIT, SPLIT)
                 tl.store(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd, h)
                 u, dt_raw, Bt = nu, ndt_raw, nB
             # Each thread reads back only the scratch values it wrote, in the layout chosen above; the barriers
@@ -174,7 +171,7 @@ def routed_scan_bwd_seq_kernel(
                 scratch + (steps - 1) * (BLOCK_N * BLOCK_D) + sc_nd, cells_ptr, tbl_ptr, k, t0 + steps - 1, lmax,
                 su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2, sdy_0, sdy_1, sdy_2,
                 sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2, u_d, dt_d, dy_d, z_d, du_d, ddt_d,
-                B_n, C_n, d_mask, bc_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
+                B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
             for j in range(steps):
                 ip = tl.maximum(steps - 2 - j, 0)
                 nxt = _backward_loads(
@@ -182,9 +179,9 @@ def routed_scan_bwd_seq_kernel(
                     scratch + ip * (BLOCK_N * BLOCK_D) + sc_nd, cells_ptr, tbl_ptr, k, t0 + ip, lmax,
                     su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2, sdy_0, sdy_1, sdy_2,
                     sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2, u_d, dt_d, dy_d, z_d, du_d,
-                    ddt_d, B_n, C_n, d_mask, bc_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
+                    ddt_d, B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
                 uc = u.to(ct)
-                Bc = state_tile(Bt.to(ct), SPLIT)   # this lane's states
+                Bc = state_share(Bt.to(ct), part, BLOCK_N // SPLIT, SPLIT)   # this lane's states
                 g = dy.to(ct)
                 if HAS_Z:
                     zc = zv.to(ct)
@@ -192,7 +189,7 @@ def routed_scan_bwd_seq_kernel(
                 dt, dt_pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
                 dt = tl.where(d_mask, dt, 0.0)
                 du_dt = dt * uc
-                x = state_tile(Ct.to(ct), SPLIT) * g[None, :] + ax_next
+                x = state_share(Ct.to(ct), part, BLOCK_N // SPLIT, SPLIT) * g[None, :] + ax_next
                 x = tl.where(dn_mask, x, 0.0)
                 hb = hs - du_dt[None, :] * Bc                           # a_t h_(t-1)
                 xB = channel_total(tl.sum(x * Bc, axis=0), lane, SPLIT)

@@ -119,7 +119,7 @@ def lane_sum_scatter(v, ROWS: tl.constexpr, LANES: tl.constexpr, SPLIT: tl.const
     """Sums over the channels of a (ROWS, LANES) tile, spread one state per lane (a reduce-scatter).
 
     For the in-thread kernels, whose LANES columns are the lanes of one warp: a channel per lane, or with
-    SPLIT = 2 a channel per lane pair, each lane holding every other state of it.
+    SPLIT = 2 a channel per lane pair, each lane holding every other state of it (``state_share``).
     ``tl.sum`` across the lanes would reduce every row in log2(LANES) shuffles and adds; here each stage trades
     half of the remaining rows with the partner lane (``tl.gather`` along the lanes lowers to one shuffle per
     value) and keeps the other half, so 16 rows over 32 lanes take 8 + 4 + 2 + 1 + 1 = 16 shuffles instead of
@@ -164,13 +164,15 @@ def lane_state(ROWS: tl.constexpr, LANES: tl.constexpr, SPLIT: tl.constexpr = 1)
 
 
 @triton.jit
-def state_tile(values, SPLIT: tl.constexpr):
-    """B or C of one step as the (ROWS, LANES) tile of the states each lane holds: with one lane per channel
-    they come as a vector of all states, a column that broadcasts over the lanes; with two, each lane loaded
-    its own share (state i * 2 + part at row i) and the tile is already there."""
-    tile = values
+def state_share(vec, part, ROWS: tl.constexpr, SPLIT: tl.constexpr):
+    """A (BLOCK_N,) vector of per-state values (the same in every lane) as the (ROWS, LANES) tile (or, with
+    SPLIT = 1, a (ROWS, 1) column that broadcasts to it) of the states each lane holds: state i * SPLIT + part[j] at (i, j), so with SPLIT = 2 the even states in one lane of a
+    pair and the odd ones in the other (a select per value, no data movement)."""
     if SPLIT == 1:
-        tile = values[:, None]
+        tile = vec[:, None]                                             # broadcasts over the lanes
+    else:
+        even, odd = tl.split(tl.reshape(vec, (ROWS, 2)))
+        tile = tl.where((part == 1)[None, :], odd[:, None], even[:, None])
     return tile
 
 
