@@ -43,6 +43,7 @@ import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
@@ -153,8 +154,6 @@ def build(name: str, shape: tuple[int, int], keep_sync_bn: bool = False):
 
 def _world() -> tuple[int, int]:
     """(rank, world size) of this process; (0, 1) outside torchrun."""
-    import torch.distributed as dist
-
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
@@ -242,8 +241,6 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: one GPU (or CPU process) per rank
-        import torch.distributed as dist
-
         if args.device.startswith("cuda"):
             args.device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
             torch.cuda.set_device(args.device)
@@ -294,8 +291,6 @@ def main(argv=None) -> int:
                 with open(args.json, "w") as f:
                     json.dump(dict(meta=meta, results=results), f, indent=1)
     if world > 1:
-        import torch.distributed as dist
-
         dist.destroy_process_group()
     return 1 if failed else 0
 

@@ -87,23 +87,25 @@ def routed_scan_bwd_seq_kernel(
     pid_c = tl.program_id(1)
     nblocks = tl.num_programs(1)
     group = pid_c // nbpg
-    # SPLIT lanes per channel (1 or 2), each with every SPLIT-th state of it: the tiles are (ROWS, LANES) =
-    # (BLOCK_N / SPLIT, BLOCK_D * SPLIT), the rows in a thread's registers, the columns on the warp's lanes
-    lane = tl.arange(0, BLOCK_D * SPLIT)
+    # SPLIT lanes per channel (1 or 2), each with every SPLIT-th state of it: the tiles are (ROWS, LANES), the
+    # rows in a thread's registers, the columns on the warp's lanes
+    ROWS: tl.constexpr = BLOCK_N // SPLIT
+    LANES: tl.constexpr = BLOCK_D * SPLIT
+    lane = tl.arange(0, LANES)
     part = lane % SPLIT                                             # which share of its channel's states
     d_in_group = (pid_c % nbpg) * BLOCK_D + lane // SPLIT
     d_mask = d_in_group < gsize
     d = group * gsize + d_in_group                                  # (LANES,): the channel of each lane
     own = d_mask & (part == 0)                                      # lanes that store per-channel results
     n = tl.arange(0, BLOCK_N)                                       # all states (the B / C loads)
-    n_tile = tl.arange(0, BLOCK_N // SPLIT)[:, None] * SPLIT + part[None, :]   # (ROWS, LANES): element's state
+    n_tile = tl.arange(0, ROWS)[:, None] * SPLIT + part[None, :]    # (ROWS, LANES): element's state
     if EVEN_N:
         n_mask = n < BLOCK_N
         dn_mask = (n_tile < BLOCK_N) & d_mask[None, :]
     else:
         n_mask = n < N
         dn_mask = (n_tile < N) & d_mask[None, :]
-    n_lane, lane_stores = lane_state(BLOCK_N // SPLIT, BLOCK_D * SPLIT, SPLIT)   # the dB / dC state of a lane
+    n_lane, lane_stores = lane_state(ROWS, LANES, SPLIT)            # the dB / dC state of a lane
     n_store = lane_stores & (n_lane < N)
     st_dn = d[None, :] * N + n_tile                                 # (ROWS, LANES) offsets of saved states
     ct = states_ptr.dtype.element_ty
@@ -111,29 +113,29 @@ def routed_scan_bwd_seq_kernel(
     scratch = scratch_ptr + (pid_b * nblocks + pid_c) * (BLOCK_L * BLOCK_N * BLOCK_D)
     # lanes paired by xor: still one 128-byte line per state row, but not provably contiguous, so the compiler
     # keeps the loop's layout (one channel per thread) instead of vectorising these accesses along channels
-    sc_nd = tl.arange(0, BLOCK_N // SPLIT)[:, None] * (BLOCK_D * SPLIT) + (lane ^ 1)[None, :]
+    sc_nd = tl.arange(0, ROWS)[:, None] * LANES + (lane ^ 1)[None, :]
     u_d, dt_d, dy_d, z_d, du_d, ddt_d = d * su_d, d * sdt_d, d * sdy_d, d * sz_d, d * sdu_d, d * sddt_d
     B_n, C_n = n * sB_n, n * sC_n
 
     for k in range(K):
         length = tl.load(tbl_ptr + k * 15)
         accumulate = tl.load(tbl_ptr + k * 15 + 1)
-        A, a_scale = state_rows(A_ptr, k, N, dim, d, d_mask, n_tile, BLOCK_N, BLOCK_N // SPLIT, BLOCK_D * SPLIT)
-        Dk = tl.zeros((BLOCK_D * SPLIT,), dtype=ct)
-        bias = tl.zeros((BLOCK_D * SPLIT,), dtype=ct)
+        A, a_scale = state_rows(A_ptr, k, N, dim, d, d_mask, n_tile, BLOCK_N, ROWS, LANES)
+        Dk = tl.zeros((LANES,), dtype=ct)
+        bias = tl.zeros((LANES,), dtype=ct)
         if HAS_D:
             Dk = tl.load(D_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
         if HAS_BIAS:
             bias = tl.load(bias_ptr + k * dim + d, mask=d_mask, other=0.0).to(ct)
-        dA_acc = tl.zeros((BLOCK_N // SPLIT, BLOCK_D * SPLIT), dtype=ct)
-        dD_acc = tl.zeros((BLOCK_D * SPLIT,), dtype=ct)
-        dbias_acc = tl.zeros((BLOCK_D * SPLIT,), dtype=ct)
+        dA_acc = tl.zeros((ROWS, LANES), dtype=ct)
+        dD_acc = tl.zeros((LANES,), dtype=ct)
+        dbias_acc = tl.zeros((LANES,), dtype=ct)
         # a_(t+1) x_(t+1), the part of x_t that flows back from the next step (the last state's gradient
         # at the route's end, where the decay is 1)
         if HAS_DLAST:
             ax_next = tl.load(dlast_ptr + (pid_b * K + k) * dim * N + st_dn, mask=dn_mask, other=0.0).to(ct)
         else:
-            ax_next = tl.zeros((BLOCK_N // SPLIT, BLOCK_D * SPLIT), dtype=ct)
+            ax_next = tl.zeros((ROWS, LANES), dtype=ct)
         u_base = u_ptr + (pid_b * su_b + k * su_k)
         dt_base = dt_ptr + (pid_b * sdt_b + k * sdt_k)
         B_base = B_ptr + (pid_b * sB_b + k * sB_k + group * sB_g)
@@ -159,7 +161,7 @@ def routed_scan_bwd_seq_kernel(
                     u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0 + tl.minimum(i + 1, steps - 1), lmax,
                     su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
                 dt, _pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
-                h = decay(dt, A) * h + (dt * u.to(ct))[None, :] * state_share(Bt.to(ct), part, BLOCK_N // SPLIT, SPLIT)
+                h = decay(dt, A) * h + (dt * u.to(ct))[None, :] * state_share(Bt.to(ct), part, ROWS, SPLIT)
                 tl.store(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd, h)
                 u, dt_raw, Bt = nu, ndt_raw, nB
             # Each thread reads back only the scratch values it wrote, in the layout chosen above; the barriers
@@ -181,7 +183,7 @@ def routed_scan_bwd_seq_kernel(
                     sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2, u_d, dt_d, dy_d, z_d, du_d,
                     ddt_d, B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
                 uc = u.to(ct)
-                Bc = state_share(Bt.to(ct), part, BLOCK_N // SPLIT, SPLIT)   # this lane's states
+                Bc = state_share(Bt.to(ct), part, ROWS, SPLIT)   # this lane's states
                 g = dy.to(ct)
                 if HAS_Z:
                     zc = zv.to(ct)
@@ -189,7 +191,7 @@ def routed_scan_bwd_seq_kernel(
                 dt, dt_pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
                 dt = tl.where(d_mask, dt, 0.0)
                 du_dt = dt * uc
-                x = state_share(Ct.to(ct), part, BLOCK_N // SPLIT, SPLIT) * g[None, :] + ax_next
+                x = state_share(Ct.to(ct), part, ROWS, SPLIT) * g[None, :] + ax_next
                 x = tl.where(dn_mask, x, 0.0)
                 hb = hs - du_dt[None, :] * Bc                           # a_t h_(t-1)
                 xB = channel_total(tl.sum(x * Bc, axis=0), lane, SPLIT)
@@ -206,8 +208,8 @@ def routed_scan_bwd_seq_kernel(
                 if HAS_BIAS:
                     dbias_acc += ddt
                 # over this program's channels, lane l ending with state n_lane[l]'s sum
-                dB = lane_sum_scatter(x * du_dt[None, :], BLOCK_N // SPLIT, BLOCK_D * SPLIT, SPLIT)
-                dC = lane_sum_scatter(hs * g[None, :], BLOCK_N // SPLIT, BLOCK_D * SPLIT, SPLIT)
+                dB = lane_sum_scatter(x * du_dt[None, :], ROWS, LANES, SPLIT)
+                dC = lane_sum_scatter(hs * g[None, :], ROWS, LANES, SPLIT)
                 tl.store(dB_ptr + (part_base + cell * N) + n_lane, dB, mask=n_store)
                 tl.store(dC_ptr + (part_base + cell * N) + n_lane, dC, mask=n_store)
                 if SHARED_U:
