@@ -74,3 +74,37 @@ def test_seq_backward_layout_changes_only_where_it_saves_a_wave(monkeypatch):
     monkeypatch.setenv("VSSM_SCAN_BWD_SPLIT", "3")
     with pytest.raises(ValueError, match="VSSM_SCAN_BWD_SPLIT"):
         launch.seq_bwd_layout(16, 32, 1536, 132)
+
+
+def _bc_rows(dtype, rank, n_states, batch=2, cells=6):
+    """B and C of the in-thread kernels' argument form, cut from one projection row per cell as the models
+    make them (Vim: x_proj -> (dt_rank | B | C)): (b, K=1, G=1, N, cells) views with unit state stride."""
+    rows = torch.zeros(batch, cells, rank + 2 * n_states, dtype=dtype)
+    B = rows[..., rank:rank + n_states].permute(0, 2, 1)[:, None, None]
+    C = rows[..., rank + n_states:].permute(0, 2, 1)[:, None, None]
+    strides = [list(t.stride()[:4]) + [0, 0, t.stride(-1)] for t in (B, C)]
+    return (B, strides[0]), (C, strides[1])
+
+
+@pytest.mark.parametrize("dtype,rank,n_states,expected", [
+    (torch.bfloat16, 24, 16, 8),   # Vim-T: dt_rank 24, per-cell stride 56: two 16-byte loads per step
+    (torch.bfloat16, 20, 16, 4),   # rows start 40 bytes in: 8-byte loads
+    (torch.bfloat16, 3, 16, 1),    # odd offset: one state at a time
+    (torch.float32, 24, 16, 4),    # 16 bytes hold 4 fp32 states
+    (torch.bfloat16, 24, 4, 4),    # never more than the states
+])
+def test_state_vector_alignment_of_projection_rows(dtype, rank, n_states, expected, monkeypatch):
+    monkeypatch.delenv("VSSM_SCAN_BC_VECTOR", raising=False)
+    bc = _bc_rows(dtype, rank, n_states)
+    assert launch.state_vector_alignment(*bc, block_n=n_states, n=n_states) == expected
+
+
+def test_state_vector_alignment_needs_unit_state_stride_and_whole_vectors(monkeypatch):
+    monkeypatch.delenv("VSSM_SCAN_BC_VECTOR", raising=False)
+    B = torch.zeros(2, 1, 1, 16, 6, dtype=torch.bfloat16)              # channels-first: state stride = cells
+    view = (B, list(B.stride()[:4]) + [0, 0, B.stride(-1)])
+    assert launch.state_vector_alignment(view, view, block_n=16, n=16) == 1
+    bc = _bc_rows(torch.bfloat16, 24, 12)                               # N = 12 padded to 16: masked tail
+    assert launch.state_vector_alignment(*bc, block_n=16, n=12) == 1
+    monkeypatch.setenv("VSSM_SCAN_BC_VECTOR", "0")
+    assert launch.state_vector_alignment(*_bc_rows(torch.bfloat16, 24, 16), block_n=16, n=16) == 1

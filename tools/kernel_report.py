@@ -29,7 +29,7 @@ FP32 = ("A_ptr", "D_ptr", "bias_ptr", "last_ptr", "states_ptr", "dlast_ptr", "du
         "dB_ptr", "dC_ptr", "dD_ptr", "dbias_ptr", "scratch_ptr")
 # channel / state strides of channels-last maps (Triton specialises integer arguments equal to 1)
 UNIT = ("su_d", "sdt_d", "sy_d", "sz_d", "sB_n", "sC_n", "sdy_d", "sdu_d", "sddt_d")
-DIV16 = ("su_b", "su_2", "sdt_b", "sdt_2", "sy_b", "sy_2", "sB_b", "sB_k", "sC_b", "sC_k", "dim", "gsize", "lmax",
+DIV16 = ("su_b", "su_2", "sdt_b", "sdt_2", "sy_b", "sy_2", "sB_b", "sB_k", "sB_g", "sB_2", "sC_b", "sC_k", "sC_g", "sC_2", "dim", "gsize", "lmax",
          "sdy_b", "sdy_2", "sdu_b", "sdu_2", "sddt_b", "sddt_2", "cells", "g1g2", "g2")
 ZERO = ("su_k", "su_0", "su_1", "sdt_k", "sdt_0", "sdt_1", "sB_0", "sB_1", "sC_0", "sC_1", "sy_0", "sy_1",
         "sz_b", "sz_d", "sz_0", "sz_1", "sz_2", "sdy_0", "sdy_1", "sdu_k", "sdu_0", "sdu_1", "sddt_k", "sddt_0",
@@ -54,12 +54,12 @@ def kernel_fn(name: str):
 
 
 def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1, maxnreg: int | None = None,
-                   split: int = 1) -> dict:
+                   split: int = 1, bc_align: int = 1) -> dict:
     bl, bd, warps = (int(v) for v in tile.split(","))
     options = dict(HAS_D=True, HAS_Z=False, HAS_BIAS=True, SOFTPLUS=True, GATE=False, SEPARATE_ACC=False,
                    SAVE_STATES=False, WRITE_LAST=False, SHARED_U=True, SHARED_DT=False, HAS_DLAST=False,
                    BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=N, CELLS=True,
-                   EVEN_N=True, SPLIT=split)  # VMamba: shared u, per-route delta
+                   EVEN_N=True, SPLIT=split, BC_ALIGN=bc_align)  # VMamba: shared u, per-route delta
     meta = {k: v for k, v in options.items() if k in kernel.arg_names}
     signature, attrs, constexprs = {}, {}, dict(meta)
     for i, arg in enumerate(kernel.arg_names):
@@ -91,7 +91,7 @@ def compile_report(kernel, tile: str, unit_strides: bool, N: int = 1, maxnreg: i
                                                           sass, re.M)]
     return dict(tile=tile, registers=int(re.search(r"Used (\d+) registers", ptxas.stderr).group(1)),
                 spills=any(int(n) for n in re.findall(r"(\d+) bytes spill stores", ptxas.stderr)),
-                sass=len(ops), ops=collections.Counter(ops),
+                sass=len(ops), ops=collections.Counter(ops), sass_text=sass,
                 elements_per_thread=bl * bd * N / (32 * warps),
                 layouts=sorted(set(re.findall(r"#ttg\.blocked<\{[^}]*\}>", compiled.asm["ttgir"]))),
                 conversions=compiled.asm["ttgir"].count("ttg.convert_layout"))
@@ -105,12 +105,15 @@ def main():
     parser.add_argument("--no-unit-strides", action="store_true", help="channel stride not specialised to 1")
     parser.add_argument("--ops", action="store_true", help="print the instruction mix")
     parser.add_argument("--maxnreg", type=int, default=None, help="cap the registers per thread (spills show)")
+    parser.add_argument("--bc-align", type=int, default=1, choices=(1, 2, 4, 8),
+                        help="seq kernels: the B / C alignment the launcher would pass (Vim's bf16 rows: 8)")
+    parser.add_argument("--dump", default=None, help="write the SASS of the (last) tile to this file")
     parser.add_argument("--split", type=int, default=1, choices=(1, 2),
                         help="bwd_seq: lanes per channel (with 2, BLOCK_D of --tile is the channels per program)")
     args = parser.parse_args()
     kernel = kernel_fn(args.kernel)
     for tile in args.tile:
-        r = compile_report(kernel, tile, not args.no_unit_strides, args.N, args.maxnreg, args.split)
+        r = compile_report(kernel, tile, not args.no_unit_strides, args.N, args.maxnreg, args.split, args.bc_align)
         print(f"{args.kernel} {tile}: {r['registers']} registers{' (spills)' if r['spills'] else ''}, "
               f"{r['sass']} SASS instructions, {r['elements_per_thread']:.0f} elements per thread per tile, "
               f"{r['conversions']} layout conversions")
@@ -118,6 +121,9 @@ def main():
             print("   ", layout)
         if args.ops:
             print("   ", ", ".join(f"{op} {n}" for op, n in r["ops"].most_common(20)))
+        if args.dump:
+            with open(args.dump, "w") as fh:
+                fh.write(r["sass_text"])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from benchmark_scan import STAGES, fused, stage_inputs, time_it
 
 STAGE_KEYS = {"56": (56, 56), "28": (28, 28), "14": (14, 14), "7": (7, 7), "vim197": (197,), "vim730": (730,)}
 KNOBS = ("VSSM_SCAN_FWD_KERNEL", "VSSM_SCAN_TILE", "VSSM_SCAN_BWD_KERNEL", "VSSM_SCAN_BWD_TILE",
-         "VSSM_SCAN_BWD_MAXNREG", "VSSM_SCAN_BWD_SPLIT")
+         "VSSM_SCAN_BWD_MAXNREG", "VSSM_SCAN_BWD_SPLIT", "VSSM_SCAN_BC_VECTOR")
 
 
 def apply(config: str) -> None:

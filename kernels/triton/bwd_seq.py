@@ -19,8 +19,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import (channel_step_loads, channel_total, decay, lane_state, lane_sum_scatter, sigmoid, softplus,
-                     state_rows, state_share)
+from .common import (channel_step_loads, channel_total, decay, lane_state, lane_sum_scatter, sigmoid,
+                     softplus, state_rows, state_share, state_vector_load)
 
 
 @triton.jit
@@ -41,12 +41,13 @@ def _backward_loads(u_base, dt_base, B_base, C_base, dy_base, z_base, du_base, d
                     su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2,
                     sdy_0, sdy_1, sdy_2, sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2,
                     u_d, dt_d, dy_d, z_d, du_d, ddt_d, B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2,
-                    HAS_Z: tl.constexpr, SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, CELLS: tl.constexpr):
+                    HAS_Z: tl.constexpr, SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, CELLS: tl.constexpr,
+                    BC_ALIGN: tl.constexpr):
     """Every load of one step of the gradient pass (raw dtypes), and the cell of the step."""
     u, dt_raw, Bt, c0, c1, c2 = channel_step_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax,
                                                su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2,
-                                               u_d, dt_d, B_n, d_mask, n_mask, CELLS)
-    Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2) + C_n, mask=n_mask, other=0.0)
+                                               u_d, dt_d, B_n, d_mask, n_mask, CELLS, BC_ALIGN)
+    Ct = state_vector_load(C_base, c0, c1, c2, sC_0, sC_1, sC_2, C_n, n_mask, BC_ALIGN)
     dy = tl.load(dy_base + (c0 * sdy_0 + c1 * sdy_1 + c2 * sdy_2) + dy_d, mask=d_mask, other=0.0)
     du_off = (c0 * sdu_0 + c1 * sdu_1 + c2 * sdu_2) + du_d
     ddt_off = (c0 * sddt_0 + c1 * sddt_1 + c2 * sddt_2) + ddt_d
@@ -81,7 +82,7 @@ def routed_scan_bwd_seq_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SHARED_U: tl.constexpr, SHARED_DT: tl.constexpr, HAS_DLAST: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CELLS: tl.constexpr,
-    scratch_ptr=None, EVEN_N: tl.constexpr = False, SPLIT: tl.constexpr = 1,
+    scratch_ptr=None, EVEN_N: tl.constexpr = False, SPLIT: tl.constexpr = 1, BC_ALIGN: tl.constexpr = 1,
 ):
     pid_b = tl.program_id(0).to(tl.int64)
     pid_c = tl.program_id(1)
@@ -138,8 +139,8 @@ def routed_scan_bwd_seq_kernel(
             ax_next = tl.zeros((ROWS, LANES), dtype=ct)
         u_base = u_ptr + (pid_b * su_b + k * su_k)
         dt_base = dt_ptr + (pid_b * sdt_b + k * sdt_k)
-        B_base = B_ptr + (pid_b * sB_b + k * sB_k + group * sB_g)
-        C_base = C_ptr + (pid_b * sC_b + k * sC_k + group * sC_g)
+        B_base = B_ptr + tl.multiple_of(pid_b * sB_b + k * sB_k + group * sB_g, BC_ALIGN)
+        C_base = C_ptr + tl.multiple_of(pid_b * sC_b + k * sC_k + group * sC_g, BC_ALIGN)
         dy_base = dy_ptr + pid_b * sdy_b
         z_base = z_ptr + pid_b * sz_b
         du_base = du_ptr + (pid_b * sdu_b + k * sdu_k)
@@ -155,11 +156,11 @@ def routed_scan_bwd_seq_kernel(
             h = tl.load(st_base + c * dim * N + st_dn, mask=dn_mask, other=0.0)
             u, dt_raw, Bt, _c0, _c1, _c2 = channel_step_loads(
                 u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0, lmax, su_0, su_1, su_2, sdt_0, sdt_1, sdt_2,
-                sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
+                sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS, BC_ALIGN)
             for i in range(steps):
                 nu, ndt_raw, nB, _c0, _c1, _c2 = channel_step_loads(
                     u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t0 + tl.minimum(i + 1, steps - 1), lmax,
-                    su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS)
+                    su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, u_d, dt_d, B_n, d_mask, n_mask, CELLS, BC_ALIGN)
                 dt, _pre = _delta(dt_raw, bias, ct, HAS_BIAS, SOFTPLUS)
                 h = decay(dt, A) * h + (dt * u.to(ct))[None, :] * state_share(Bt.to(ct), part, ROWS, SPLIT)
                 tl.store(scratch + i * (BLOCK_N * BLOCK_D) + sc_nd, h)
@@ -173,7 +174,7 @@ def routed_scan_bwd_seq_kernel(
                 scratch + (steps - 1) * (BLOCK_N * BLOCK_D) + sc_nd, cells_ptr, tbl_ptr, k, t0 + steps - 1, lmax,
                 su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2, sdy_0, sdy_1, sdy_2,
                 sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2, u_d, dt_d, dy_d, z_d, du_d, ddt_d,
-                B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
+                B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS, BC_ALIGN)
             for j in range(steps):
                 ip = tl.maximum(steps - 2 - j, 0)
                 nxt = _backward_loads(
@@ -181,7 +182,7 @@ def routed_scan_bwd_seq_kernel(
                     scratch + ip * (BLOCK_N * BLOCK_D) + sc_nd, cells_ptr, tbl_ptr, k, t0 + ip, lmax,
                     su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2, sdy_0, sdy_1, sdy_2,
                     sz_0, sz_1, sz_2, sdu_0, sdu_1, sdu_2, sddt_0, sddt_1, sddt_2, u_d, dt_d, dy_d, z_d, du_d,
-                    ddt_d, B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS)
+                    ddt_d, B_n, C_n, d_mask, n_mask, accumulate, g1g2, g2, HAS_Z, SHARED_U, SHARED_DT, CELLS, BC_ALIGN)
                 uc = u.to(ct)
                 Bc = state_share(Bt.to(ct), part, ROWS, SPLIT)   # this lane's states
                 g = dy.to(ct)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import channel_step_loads, decay, softplus, state_rows
+from .common import channel_step_loads, decay, softplus, state_rows, state_vector_load
 
 
 @triton.jit
@@ -27,17 +27,17 @@ def _step_inputs(u_base, dt_base, B_base, C_base, acc_base, z_base, cells_ptr, t
                  su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2,
                  sz_0, sz_1, sz_2, sy_0, sy_1, sy_2,
                  u_d, dt_d, z_d, y_d, B_n, C_n, d_mask, n_mask, accumulate, gate_now,
-                 GATE: tl.constexpr, CELLS: tl.constexpr):
+                 GATE: tl.constexpr, CELLS: tl.constexpr, BC_ALIGN: tl.constexpr):
     """Loads of one step (raw dtypes): u, delta, the running route sum, the gate (channels) and B, C (states)."""
     u, dt, Bt, c0, c1, c2 = channel_step_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax,
                                                su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2,
-                                               u_d, dt_d, B_n, d_mask, n_mask, CELLS)
+                                               u_d, dt_d, B_n, d_mask, n_mask, CELLS, BC_ALIGN)
     y_off = (c0 * sy_0 + c1 * sy_1 + c2 * sy_2) + y_d
     prev = tl.load(acc_base + y_off, mask=d_mask & (accumulate != 0), other=0.0)
     zv = prev
     if GATE:
         zv = tl.load(z_base + (c0 * sz_0 + c1 * sz_1 + c2 * sz_2) + z_d, mask=d_mask & gate_now, other=0.0)
-    Ct = tl.load(C_base + (c0 * sC_0 + c1 * sC_1 + c2 * sC_2) + C_n, mask=n_mask, other=0.0)
+    Ct = state_vector_load(C_base, c0, c1, c2, sC_0, sC_1, sC_2, C_n, n_mask, BC_ALIGN)
     return u, dt, prev, zv, Bt, Ct, y_off
 
 
@@ -55,7 +55,7 @@ def routed_scan_fwd_seq_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     GATE: tl.constexpr, SEPARATE_ACC: tl.constexpr, SAVE_STATES: tl.constexpr, WRITE_LAST: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, CELLS: tl.constexpr,
-    EVEN_N: tl.constexpr = False,
+    EVEN_N: tl.constexpr = False, BC_ALIGN: tl.constexpr = 1,
 ):
     pid_b = tl.program_id(0).to(tl.int64)  # program bases in 64 bits; offsets inside a batch element 32-bit
     pid_c = tl.program_id(1)
@@ -89,8 +89,8 @@ def routed_scan_fwd_seq_kernel(
             gate_now = finalize != 0
         u_base = u_ptr + (pid_b * su_b + k * su_k)
         dt_base = dt_ptr + (pid_b * sdt_b + k * sdt_k)
-        B_base = B_ptr + (pid_b * sB_b + k * sB_k + group * sB_g)
-        C_base = C_ptr + (pid_b * sC_b + k * sC_k + group * sC_g)
+        B_base = B_ptr + tl.multiple_of(pid_b * sB_b + k * sB_k + group * sB_g, BC_ALIGN)
+        C_base = C_ptr + tl.multiple_of(pid_b * sC_b + k * sC_k + group * sC_g, BC_ALIGN)
         y_base = y_ptr + pid_b * sy_b
         acc_base = acc_ptr + pid_b * sy_b
         z_base = z_ptr + pid_b * sz_b
@@ -99,7 +99,7 @@ def routed_scan_fwd_seq_kernel(
         u, dt, prev, zv, Bt, Ct, y_off = _step_inputs(
             u_base, dt_base, B_base, C_base, acc_base, z_base, cells_ptr, tbl_ptr, k, 0, lmax,
             su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2, sz_0, sz_1, sz_2,
-            sy_0, sy_1, sy_2, u_d, dt_d, z_d, y_d, B_n, C_n, d_mask, n_mask, accumulate, gate_now, GATE, CELLS)
+            sy_0, sy_1, sy_2, u_d, dt_d, z_d, y_d, B_n, C_n, d_mask, n_mask, accumulate, gate_now, GATE, CELLS, BC_ALIGN)
         for t in range(length):
             # the next step's loads go out before this step's arithmetic (the last step reloads itself)
             nu, ndt, nprev, nzv, nB, nC, ny_off = _step_inputs(
@@ -107,7 +107,7 @@ def routed_scan_fwd_seq_kernel(
                 tl.minimum(t + 1, length - 1), lmax,
                 su_0, su_1, su_2, sdt_0, sdt_1, sdt_2, sB_0, sB_1, sB_2, sC_0, sC_1, sC_2, sz_0, sz_1, sz_2,
                 sy_0, sy_1, sy_2, u_d, dt_d, z_d, y_d, B_n, C_n, d_mask, n_mask, accumulate, gate_now, GATE,
-                CELLS)
+                CELLS, BC_ALIGN)
             if SAVE_STATES:
                 if t % BLOCK_L == 0:  # the state entering each BLOCK_L tile, as the backward kernel expects
                     tl.store(st_base + (t // BLOCK_L) * dim * N + st_dn, h, mask=dn_mask)

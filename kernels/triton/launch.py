@@ -190,6 +190,28 @@ def _check_offsets_fit(*tensors):
                              f"the Triton scan addresses at most 2**31 per batch element: split the batch's maps")
 
 
+def state_vector_alignment(*views: tuple[torch.Tensor, list[int]], block_n: int, n: int) -> int:
+    """How many states of B / C the in-thread kernels may load as one vector (1, 2, 4 or 8 elements, up to 16
+    bytes): the largest power of two that divides every offset the kernels form (pointer, batch / route / group
+    strides and the grid strides they use), given unit state stride and N == BLOCK_N. Each ``view`` is
+    (tensor, its strides as passed). The kernels pass it to ``tl.multiple_of``: Triton cannot know that a
+    per-cell stride of 56 (Vim's x_proj rows) keeps 16-byte alignment, and loads 16 states one by one
+    without the hint. ``VSSM_SCAN_BC_VECTOR=0`` turns the vector loads off (benchmarks compare)."""
+    if n != block_n or os.environ.get("VSSM_SCAN_BC_VECTOR", "1") == "0":
+        return 1
+    align = block_n
+    for x, strides in views:
+        size = x.element_size()
+        align = min(align, 16 // size)
+        state_stride, others = strides[3], strides[:3] + strides[4:]
+        if state_stride != 1:
+            return 1
+        for v in [x.data_ptr() // size if x.data_ptr() % size == 0 else 1] + others:
+            while align > 1 and v % align:
+                align //= 2
+    return max(align, 1)
+
+
 def _geometry(u, A, B, routes):
     G = routes.ndim
     grid = tuple(int(n) for n in u.shape[-G:])
@@ -261,7 +283,9 @@ def scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, routes, save_sta
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(softplus),
             GATE=gate_in_kernel, SEPARATE_ACC=separate, SAVE_STATES=save_states, WRITE_LAST=need_last,
             BLOCK_L=bl, BLOCK_D=bd, BLOCK_N=_next_pow2(N), CELLS=by_cell, num_warps=warps,
-            **({"EVEN_N": _next_pow2(N) == N} if names[0] == "seq" else {}),
+            **({"EVEN_N": _next_pow2(N) == N,
+                "BC_ALIGN": state_vector_alignment((Bv, sB), (Cv, sC), block_n=_next_pow2(N), n=N)}
+               if names[0] == "seq" else {}),
         )
     ysum = acc if separate else None
     if z is not None and not gate_in_kernel:
@@ -325,6 +349,8 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     sz = [z.stride(0), z.stride(1)] + _cell_strides(z, G, by_cell) if z is not None else [0] * 5
     sB = list(Bv.stride()[:4]) + _cell_strides(Bv, G, by_cell)
     sC = list(Cv.stride()[:4]) + _cell_strides(Cv, G, by_cell)
+    if seq:
+        extra["BC_ALIGN"] = state_vector_alignment((Bv, sB), (Cv, sC), block_n=bn, n=N)
     kernel[(batch, nblocks)](
         u, delta, A_c, Bv, Cv,
         D.contiguous() if D is not None else dummy, z if z is not None else dy,

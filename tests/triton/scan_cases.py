@@ -19,6 +19,9 @@ import torch
 
 pytest.importorskip("triton")
 
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+
 from vssm.kernels import (  # noqa: E402
     atrous2d,
     bidir1d,
@@ -29,6 +32,7 @@ from vssm.kernels import (  # noqa: E402
     selective_scan,
     time_route,
 )
+from vssm.kernels.triton.common import softplus as kernel_softplus  # noqa: E402
 
 pytestmark = pytest.mark.triton
 
@@ -74,8 +78,16 @@ def make_inputs(routes, grid, *, batch=1, dim=8, N=4, groups=0, per_route_u=Fals
     return {k: (v.to(DEVICE).requires_grad_() if v is not None else None) for k, v in x.items()}
 
 
+def leaf_like(v):
+    """A fresh leaf with v's values, strides and storage offset (``clone`` would make a strided view dense)."""
+    v = v.detach()
+    size = v.storage_offset() + 1 + sum((n - 1) * st for n, st in zip(v.shape, v.stride()))
+    out = torch.zeros(size, dtype=v.dtype, device=v.device).as_strided(v.shape, v.stride(), v.storage_offset())
+    return out.copy_(v).requires_grad_()
+
+
 def run(backend, x, routes, *, softplus=True, last=False, channels_last=False, seed=7):
-    leaves = {k: v.detach().clone().requires_grad_() for k, v in x.items() if v is not None}
+    leaves = {k: leaf_like(v) for k, v in x.items() if v is not None}
     args = {k: leaves.get(k) for k in NAMES}
     out = routed_selective_scan(**args, delta_softplus=softplus, routes=routes, channels_last=channels_last,
                                 return_last_state=last, backend=backend)
@@ -221,6 +233,47 @@ def test_seq_backward_two_lanes_per_channel(monkeypatch):
     check(make_inputs(cross2d(), (3, 4), dim=80, N=6, groups=2), cross2d())
     check(make_inputs(atrous2d(), (5, 5), dim=32, per_route_dt=True, groups=2, N=16), atrous2d())
     check(make_inputs(bidir1d(), (5,), dim=8, N=16, per_route_u=True, groups=2), bidir1d(), last=True)
+
+
+@triton.jit
+def _apply_softplus(x_ptr, y_ptr, n, BLOCK: tl.constexpr):
+    i = tl.arange(0, BLOCK)
+    tl.store(y_ptr + i, kernel_softplus(tl.load(x_ptr + i, mask=i < n, other=0.0)), mask=i < n)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_softplus_helper_matches_torch(dtype):
+    """The kernels' softplus (an atanh series for log1p in fp32, log with a rounding fix-up in fp64) against
+    torch's over the whole range: tiny results for very negative inputs (down to the smallest normal fp32,
+    exp(-87); GPUs flush denormals), both sides of torch's threshold."""
+    x = torch.cat([torch.linspace(-87, 90, 3001, dtype=torch.float64),
+                   torch.tensor([-1e-30, 0.0, 1e-30, 1e-7, -1e-7, 19.999, 20.0, 20.001, -20.0, -87.0])])
+    x = x.to(dtype).to(DEVICE)
+    y = torch.empty_like(x)
+    _apply_softplus[(1,)](x, y, x.numel(), BLOCK=4096)
+    expected = torch.nn.functional.softplus(x.double())
+    rel = ((y.double() - expected).abs() / expected.abs().clamp_min(1e-300)).max().item()
+    assert rel < (1e-6 if dtype == torch.float32 else 1e-14), rel
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_seq_vector_loads_of_projection_rows(dtype, monkeypatch):
+    """B and C cut from one projection row per cell, as Vim's x_proj makes them ((dt_rank | B | C), unit state
+    stride, aligned rows): the in-thread kernels load a step's states as vectors (``BC_ALIGN`` 4 in fp32, 8 in
+    bf16; the hint is a no-op here, the addressing is not). Several tiles per route, a gate, the last state."""
+    monkeypatch.setenv("VSSM_SCAN_FWD_KERNEL", "seq")
+    monkeypatch.setenv("VSSM_SCAN_BWD_KERNEL", "seq")
+    monkeypatch.setenv("VSSM_SCAN_TILE", "4,4,4")
+    routes, grid, N, rank = bidir1d(), (9,), 16, 8
+    x = make_inputs(routes, grid, dim=16, N=N, per_route_u=True, dtype=dtype, channels_last=True)
+    g = torch.Generator().manual_seed(99)
+    rows = torch.randn(1, len(routes), *grid, rank + 2 * N, generator=g).to(dtype).to(DEVICE)
+    x["B"], x["C"] = rows[..., rank:rank + N], rows[..., rank + N:]      # strided views; ``run`` keeps them
+    from vssm.kernels.triton import launch
+    Bv, Cv = (t.permute(0, 1, 3, 2)[:, :, None] for t in (x["B"], x["C"]))  # as the launcher sees them
+    views = [(t, list(t.stride()[:4]) + [0, 0, t.stride(-1)]) for t in (Bv, Cv)]
+    assert launch.state_vector_alignment(*views, block_n=N, n=N) == (4 if dtype == torch.float32 else 8)
+    check(x, routes, dtype, channels_last=True, last=True)
 
 
 @pytest.mark.parametrize("bc", ["fixed", "shared", "grouped"])
