@@ -27,9 +27,11 @@ from triton.compiler import ASTSource
 BF16 = ("u_ptr", "dt_ptr", "B_ptr", "C_ptr", "z_ptr", "y_ptr", "acc_ptr", "dy_ptr")
 FP32 = ("A_ptr", "D_ptr", "bias_ptr", "last_ptr", "states_ptr", "dlast_ptr", "du_ptr", "ddt_ptr", "dA_ptr",
         "dB_ptr", "dC_ptr", "dD_ptr", "dbias_ptr", "scratch_ptr")
-# channel / state strides of channels-last maps (Triton specialises integer arguments equal to 1)
+# channel / state strides of channels-last maps (Triton specialises integer arguments equal to 1). The per-cell
+# strides of B / C (sB_2, sC_2) are left unspecialised, as in Vim's x_proj rows (56 elements): --bc-align then
+# shows what the launcher's alignment hint buys.
 UNIT = ("su_d", "sdt_d", "sy_d", "sz_d", "sB_n", "sC_n", "sdy_d", "sdu_d", "sddt_d")
-DIV16 = ("su_b", "su_2", "sdt_b", "sdt_2", "sy_b", "sy_2", "sB_b", "sB_k", "sB_g", "sB_2", "sC_b", "sC_k", "sC_g", "sC_2", "dim", "gsize", "lmax",
+DIV16 = ("su_b", "su_2", "sdt_b", "sdt_2", "sy_b", "sy_2", "sB_b", "sB_k", "sB_g", "sC_b", "sC_k", "sC_g", "dim", "gsize", "lmax",
          "sdy_b", "sdy_2", "sdu_b", "sdu_2", "sddt_b", "sddt_2", "cells", "g1g2", "g2")
 ZERO = ("su_k", "su_0", "su_1", "sdt_k", "sdt_0", "sdt_1", "sB_0", "sB_1", "sC_0", "sC_1", "sy_0", "sy_1",
         "sz_b", "sz_d", "sz_0", "sz_1", "sz_2", "sdy_0", "sdy_1", "sdu_k", "sdu_0", "sdu_1", "sddt_k", "sddt_0",
