@@ -27,7 +27,10 @@ def rel(a, b):
     return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
-def inputs(routes, grid, batch, dim, N, dtype, *, groups=0, per_route=False, z=False, cl=False):
+def inputs(routes, grid, batch, dim, N, dtype, *, groups=0, per_route=False, z=False, cl=False, rows=0):
+    """Channels-first views of random inputs; ``cl``: channels-last storage; ``rows``: B and C cut from one
+    projection row per cell, (rows | B | C) as Vim's x_proj makes them (unit state stride, the launcher's
+    vector loads of B / C)."""
     K = len(routes)
     dev = "cuda"
 
@@ -40,20 +43,34 @@ def inputs(routes, grid, batch, dim, N, dtype, *, groups=0, per_route=False, z=F
         return (torch.randn(*lead, *chans, *grid, device=dev) * scale).to(dtype)
 
     bc = (groups, N) if groups else (N,)
+    if rows:
+        proj = torch.randn(batch, K, *grid, rows + 2 * N, device=dev).to(dtype)
+        to_first = [0, 1, proj.dim() - 1] + list(range(2, proj.dim() - 1))
+        B, C = proj[..., rows:rows + N].permute(to_first), proj[..., rows + N:].permute(to_first)
+    else:
+        B, C = fmap((batch, K), bc), fmap((batch, K), bc)
     return {
         "u": fmap((batch, K) if per_route else (batch,), (dim,)),
         "delta": fmap((batch, K) if per_route else (batch,), (dim,), 0.5) - 1.0,
         "A": -(torch.rand(K, dim, N, device=dev) + 0.1),
-        "B": fmap((batch, K), bc),
-        "C": fmap((batch, K), bc),
+        "B": B,
+        "C": C,
         "D": torch.randn(K, dim, device=dev),
         "z": fmap((batch,), (dim,)) if z else None,
         "delta_bias": torch.randn(K, dim, device=dev) * 0.3,
     }
 
 
+def leaf_like(v):
+    """A fresh leaf with v's values, strides and storage offset (``clone`` would make a strided view dense)."""
+    v = v.detach()
+    size = v.storage_offset() + 1 + sum((n - 1) * st for n, st in zip(v.shape, v.stride()))
+    out = torch.zeros(size, dtype=v.dtype, device=v.device).as_strided(v.shape, v.stride(), v.storage_offset())
+    return out.copy_(v).requires_grad_()
+
+
 def fwd_bwd(backend, x, routes, last=False, seed=0):
-    leaves = {k: v.detach().clone().requires_grad_() for k, v in x.items() if v is not None}
+    leaves = {k: leaf_like(v) for k, v in x.items() if v is not None}
     args = {k: leaves.get(k) for k in NAMES}
     out = routed_selective_scan(**args, delta_softplus=True, routes=routes, return_last_state=last,
                                 backend=backend)
@@ -140,6 +157,14 @@ def main():
     # Vim-T's training grid (1,536 programs on an H100): the seq backward with two lanes per channel, capped
     compare("bidir1d L197 b128 d384 N16 fp32 per-route z", inputs(bidir1d(), (197,), 128, 384, 16, f32,
                                                                  per_route=True, z=True), bidir1d(), f32)
+    # B / C inside projection rows: the in-thread kernels' vector loads (BC_ALIGN 8 in bf16, 4 in fp32)
+    compare("bidir1d L197 b128 d384 N16 bf16 per-route z, x_proj rows",
+            inputs(bidir1d(), (197,), 128, 384, 16, bf, per_route=True, z=True, cl=True, rows=24), bidir1d(), bf)
+    compare("bidir1d L197 b8 d384 N16 fp32 per-route z, x_proj rows",
+            inputs(bidir1d(), (197,), 8, 384, 16, f32, per_route=True, z=True, cl=True, rows=24), bidir1d(), f32,
+            last=True)
+    compare("cross2d 28x28 b8 d192 N16 fp32 channels-last, x_proj rows",
+            inputs(cross2d(), (28, 28), 8, 192, 16, f32, cl=True, rows=12), cross2d(), f32)
     compare("cross3d 16x16x16 b1 d64 N16 fp32", inputs(cross3d(), (16, 16, 16), 1, 64, 16, f32), cross3d(), f32)
     compare("time L65536 b1 d64 N16 fp32 last-state", inputs(time_route(), (65536,), 1, 64, 16, f32),
             time_route(), f32, last=True)
@@ -150,6 +175,8 @@ def main():
     race("cross2d 56x56 b32 d192 N16 bf16", inputs(cross2d(), (56, 56), 32, 192, 16, bf), cross2d())
     race("bidir1d L197 b128 d384 N16 bf16 per-route z", inputs(bidir1d(), (197,), 128, 384, 16, bf, per_route=True,
                                                                z=True), bidir1d())
+    race("bidir1d L197 b128 d384 N16 bf16 per-route z, x_proj rows",
+         inputs(bidir1d(), (197,), 128, 384, 16, bf, per_route=True, z=True, cl=True, rows=24), bidir1d())
     print("FAILED:" if failures else "ALL CHECKS PASSED", ", ".join(failures), flush=True)
     sys.exit(1 if failures else 0)
 
