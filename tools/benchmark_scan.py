@@ -22,7 +22,7 @@ import os
 import time
 
 import torch
-from triton.testing import do_bench
+from triton.testing import do_bench, do_bench_cudagraph
 
 from vssm.kernels import bidir1d, cross2d, routed_selective_scan, selective_scan
 
@@ -118,9 +118,17 @@ def min_bytes(x, y):
 
 
 def time_it(fn, x, routes, backward):
+    """Median ms of a forward (replayed from a CUDA graph: the GPU's time alone; ``do_bench`` flushes L2
+    before every call, so for kernels as short as the host's preparation of a call, ~0.3 ms, it would time
+    the host; replays do not flush, which favours only the 7x7 stage, whose maps fit in L2) or of a forward +
+    backward (``do_bench``)."""
     if not backward:
         with torch.no_grad():
-            return do_bench(lambda: fn(x, routes), warmup=25, rep=200, return_mode="median")
+            try:
+                return do_bench_cudagraph(lambda: fn(x, routes), rep=200, return_mode="median")
+            except RuntimeError:  # a pipeline that cannot be captured: time it with the host
+                torch.cuda.synchronize()
+                return do_bench(lambda: fn(x, routes), warmup=25, rep=200, return_mode="median")
     leaves = {k: (v.detach().requires_grad_() if v is not None else None) for k, v in x.items()}
     lv = [v for v in leaves.values() if v is not None]
     y = fn(leaves, routes)

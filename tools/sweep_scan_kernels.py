@@ -16,7 +16,6 @@ import os
 import time
 
 import torch
-from triton.testing import do_bench_cudagraph
 
 from benchmark_scan import STAGES, fused, stage_inputs, time_it
 
@@ -39,9 +38,6 @@ def main():
     parser.add_argument("--N", nargs="+", type=int, default=None, help="only these state sizes")
     parser.add_argument("--config", action="append", required=True)
     parser.add_argument("--fwd-only", action="store_true")
-    parser.add_argument("--graph", action="store_true",
-                        help="also time the forward replayed from a CUDA graph: the GPU's time without the host's "
-                             "preparation of each call, which do_bench's L2 flush exposes for short kernels")
     args = parser.parse_args()
     torch.manual_seed(0)
     grids = {STAGE_KEYS[s] for s in args.stages}
@@ -56,11 +52,7 @@ def main():
             try:
                 f = time_it(fused, x, routes, False)
                 fb = float("nan") if args.fwd_only else time_it(fused, x, routes, True)
-                graph = ""
-                if args.graph:
-                    with torch.no_grad():
-                        graph = f"  fwd (CUDA graph) {do_bench_cudagraph(lambda: fused(x, routes)):8.3f} ms"
-                print(f"sweep {name:24} [{config}]  fwd {f:8.3f} ms  fwd+bwd {fb:8.3f} ms{graph}  "
+                print(f"sweep {name:24} [{config}]  fwd {f:8.3f} ms  fwd+bwd {fb:8.3f} ms  "
                       f"({time.time() - t0:.0f}s incl. compile)", flush=True)
             except Exception as err:  # a config that does not compile or fit is reported, not fatal
                 print(f"sweep {name:24} [{config}]  failed: {type(err).__name__}: {str(err)[:300]}", flush=True)
