@@ -345,6 +345,9 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
     else:
         from .bwd import routed_scan_bwd_kernel as kernel
         extra = {}
+        cap = int(os.environ.get("VSSM_SCAN_BWD_MAXNREG") or 0)  # benchmarks only: the tiled kernel is uncapped
+        if cap:
+            extra["maxnreg"] = cap
     by_cell = all(_grid_linear(t, G) for t in (u, delta, Bv, Cv, z, dy, du, ddt))
     sz = [z.stride(0), z.stride(1)] + _cell_strides(z, G, by_cell) if z is not None else [0] * 5
     sB = list(Bv.stride()[:4]) + _cell_strides(Bv, G, by_cell)
