@@ -11,7 +11,7 @@ T0=$(date +%s)
 ( timeout 420 python3 tools/official/build_official_ext.py vim --module selective_scan_cuda > /tmp/build_vim.log 2>&1; echo "vim build rc=$?" >> /tmp/build_vim.log ) &
 wait
 echo "builds done after $(( $(date +%s) - T0 )) s" | tee "$OUT/official_scan_build.log"
-tail -4 /tmp/build_vmamba.log /tmp/build_vim.log | tee -a "$OUT/official_scan_build.log"
+tail -n 4 /tmp/build_vmamba.log /tmp/build_vim.log | tee -a "$OUT/official_scan_build.log"
 V=$(grep -o "VMAMBA_BUILD_DIR=.*" /tmp/build_vmamba.log | tail -1 | cut -d= -f2)
 M=$(grep -o "OFFICIAL_BUILD_DIR=.*" /tmp/build_vim.log | tail -1 | cut -d= -f2)
 timeout 160 python3 tools/official/bench_official_scan.py ${V:+--vmamba-build-dir "$V"} ${M:+--vim-build-dir "$M"} \
