@@ -2,7 +2,7 @@
 
 Each config is a set of environment variables read by ``kernels/triton/launch.py``
 (``VSSM_SCAN_FWD_KERNEL``, ``VSSM_SCAN_TILE``, ``VSSM_SCAN_BWD_KERNEL``, ``VSSM_SCAN_BWD_TILE``,
-``VSSM_SCAN_BWD_MAXNREG`` for the seq backward); every config is timed forward and
+``VSSM_SCAN_BWD_MAXNREG``, ``VSSM_SCAN_BWD_SPLIT``, ``VSSM_SCAN_BC_VECTOR``); every config is timed forward and
 forward+backward on the stage shapes of ``tools/benchmark_scan.py``, with the same inputs and protocol.
 
     python tools/sweep_scan_kernels.py --stages 56 vim197 \\

@@ -133,7 +133,7 @@ def channel_step_loads(u_base, dt_base, B_base, cells_ptr, tbl_ptr, k, t, lmax, 
 
 
 @triton.jit
-def state_vector_load(base, c0, c1, c2, s0, s1, s2, B_n, n_mask, BC_ALIGN: tl.constexpr):
+def state_vector_load(base, c0, c1, c2, s0, s1, s2, state_offsets, n_mask, BC_ALIGN: tl.constexpr):
     """One step's B or C (all states, the same in every lane) at grid cell (c0, c1, c2), as vector loads of
     BC_ALIGN states (``launch.state_vector_alignment`` checked every offset): Vim's bf16 rows (a per-cell
     stride of 56) load as two 16-byte vectors instead of sixteen 2-byte values. The caller hints the base's
@@ -141,7 +141,7 @@ def state_vector_load(base, c0, c1, c2, s0, s1, s2, B_n, n_mask, BC_ALIGN: tl.co
     sum that folds away (0 * s0 + ...), is lost."""
     offset = (tl.multiple_of(c0 * s0, BC_ALIGN) + tl.multiple_of(c1 * s1, BC_ALIGN)
               + tl.multiple_of(c2 * s2, BC_ALIGN))
-    return tl.load(base + offset + B_n, mask=n_mask, other=0.0)
+    return tl.load(base + offset + state_offsets, mask=n_mask, other=0.0)
 
 
 @triton.jit

@@ -209,7 +209,7 @@ def state_vector_alignment(*views: tuple[torch.Tensor, list[int]], block_n: int,
         for v in [x.data_ptr() // size if x.data_ptr() % size == 0 else 1] + others:
             while align > 1 and v % align:
                 align //= 2
-    return max(align, 1)
+    return align
 
 
 def _geometry(u, A, B, routes):
@@ -340,14 +340,12 @@ def scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, softplus, routes, ysu
         bn = _next_pow2(N)
         extra = dict(scratch_ptr=torch.empty(batch * nblocks * bl * bn * bd, dtype=ct, device=u.device),
                      EVEN_N=bn == N, SPLIT=split)
-        if cap:
-            extra["maxnreg"] = cap
     else:
         from .bwd import routed_scan_bwd_kernel as kernel
         extra = {}
         cap = int(os.environ.get("VSSM_SCAN_BWD_MAXNREG") or 0)  # benchmarks only: the tiled kernel is uncapped
-        if cap:
-            extra["maxnreg"] = cap
+    if cap:
+        extra["maxnreg"] = cap
     by_cell = all(_grid_linear(t, G) for t in (u, delta, Bv, Cv, z, dy, du, ddt))
     sz = [z.stride(0), z.stride(1)] + _cell_strides(z, G, by_cell) if z is not None else [0] * 5
     sB = list(Bv.stride()[:4]) + _cell_strides(Bv, G, by_cell)

@@ -32,6 +32,7 @@ from vssm.kernels import (  # noqa: E402
     selective_scan,
     time_route,
 )
+from vssm.kernels.triton import launch  # noqa: E402
 from vssm.kernels.triton.common import softplus as kernel_softplus  # noqa: E402
 
 pytestmark = pytest.mark.triton
@@ -269,7 +270,6 @@ def test_seq_vector_loads_of_projection_rows(dtype, monkeypatch):
     g = torch.Generator().manual_seed(99)
     rows = torch.randn(1, len(routes), *grid, rank + 2 * N, generator=g).to(dtype).to(DEVICE)
     x["B"], x["C"] = rows[..., rank:rank + N], rows[..., rank + N:]      # strided views; ``run`` keeps them
-    from vssm.kernels.triton import launch
     Bv, Cv = (t.permute(0, 1, 3, 2)[:, :, None] for t in (x["B"], x["C"]))  # as the launcher sees them
     views = [(t, list(t.stride()[:4]) + [0, 0, t.stride(-1)]) for t in (Bv, Cv)]
     assert launch.state_vector_alignment(*views, block_n=N, n=N) == (4 if dtype == torch.float32 else 8)

@@ -88,10 +88,14 @@ def channels_last_map(lead, chans, grid):
     return t.permute(*range(nl), *range(nl + ng, t.dim()), *range(nl, nl + ng))
 
 
-def vmamba_rows(build_dir: Path, N: int, batch=128, dim=192, side=56):
+def load_vmamba(build_dir: Path):
+    """The built ``selective_scan_cuda_oflex`` (into OflexScan) and the official ``csm_triton`` module."""
     sys.path[:0] = [str(build_dir / "kernels" / "selective_scan"), str(build_dir / "classification" / "models")]
     OflexScan.ext = importlib.import_module("selective_scan_cuda_oflex")
-    csm = importlib.import_module("csm_triton")
+    return importlib.import_module("csm_triton")
+
+
+def vmamba_rows(csm, N: int, batch=128, dim=192, side=56):
     K, L, grid = 4, side * side, (side, side)
     official = {
         "x": torch.randn(batch, dim, side, side, device=DEV).to(BF16),
@@ -179,8 +183,9 @@ def main():
     print(f"device {torch.cuda.get_device_name()}; torch {torch.__version__}", flush=True)
     rows = []
     if a.vmamba_build_dir:
+        csm = load_vmamba(a.vmamba_build_dir)
         for N in (1, 16):
-            rows += vmamba_rows(a.vmamba_build_dir, N)
+            rows += vmamba_rows(csm, N)
             torch.cuda.empty_cache()
     if a.vim_build_dir:
         rows += vim_rows(a.vim_build_dir)
